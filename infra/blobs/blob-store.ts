@@ -1,0 +1,29 @@
+import type { Readable } from 'node:stream';
+
+/** What the store knows of one blob. */
+export interface BlobInfo {
+  /** Lower-case hex SHA-256 of the bytes; the blob's address. */
+  sha256: string;
+  /** Size in bytes. */
+  size: number;
+}
+
+/**
+ * A content-addressed store: bytes are kept once under their SHA-256, whatever name they came with.
+ * Writes are idempotent (the same bytes twice is one blob), so an event can carry the hash alone
+ * (claim check) and any consumer can read the bytes back.
+ */
+export interface BlobStore {
+  /**
+   * Stores bytes and returns their address. A stream is hashed and written chunk by chunk, never held
+   * whole in memory. With `maxBytes`, a larger input is refused with a `PermanentError`
+   * (`BLOB.TOO_LARGE`) and nothing is kept.
+   */
+  put(input: Readable | Buffer, options?: { maxBytes?: number }): Promise<BlobInfo>;
+  /** Reads a blob back as a stream; rejects with `BLOB.NOT_FOUND` when it is missing. */
+  open(sha256: string): Promise<Readable>;
+  /** Reads a whole blob into memory (for small blobs such as thumbnails). */
+  read(sha256: string): Promise<Buffer>;
+  /** The blob's size, or null when it is not stored. */
+  stat(sha256: string): Promise<BlobInfo | null>;
+}

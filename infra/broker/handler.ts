@@ -1,0 +1,50 @@
+import type { Transaction } from 'kysely';
+import type { AnyEvent, EventOf, EventType } from '../../contracts/index.js';
+import type { Db, Database } from '../db/database.js';
+import type { Logger } from '../logger.js';
+
+/** Returned by `commit` when this consumer had already applied the event (a redelivery). */
+export const DUPLICATE: unique symbol = Symbol('duplicate');
+
+/** Stages events to be published if, and only if, the surrounding transaction commits. */
+export type Emit = (event: AnyEvent) => void;
+
+/** What a handler gets besides the event. */
+export interface HandlerContext<T extends EventType = EventType> {
+  /** Logger with `consumer`, `eventId` and `correlationId` bound. */
+  log: Logger;
+  /** The database, for reads and for work outside the final transaction. */
+  db: Db;
+  /** 1 for the first delivery, then 2, 3... across retry tiers. */
+  attempt: number;
+  /** True when this is the last attempt before the message is parked. */
+  lastAttempt: boolean;
+  /**
+   * Runs `fn` in one transaction that also records the event in this consumer's inbox; events passed
+   * to `emit` go to the outbox in the same transaction. Resolves to `DUPLICATE` (and rolls back) when
+   * the inbox already holds the event. Call at most once; when a handler never calls it, the runner
+   * records the event in the inbox alone after the handler returns.
+   */
+  commit<R>(fn: (trx: Transaction<Database>, emit: Emit) => Promise<R>): Promise<R | typeof DUPLICATE>;
+  /** Builds an event caused by the one being handled (same correlation id, causation id = its id). */
+  event<U extends EventType>(type: U, data: EventOf<U>['data']): EventOf<U>;
+  /** The event being handled. */
+  current: EventOf<T>;
+}
+
+/** A consumer: a name (also its queue's name), the events it binds, and what it does with each. */
+export interface ConsumerDefinition<T extends EventType = EventType> {
+  /** Kebab-case name; the queue is `<namespace>.<name>` and the inbox is keyed by it. */
+  name: string;
+  /** Event types (routing keys) the queue is bound to. */
+  events: readonly T[];
+  /**
+   * Applies one event. Throw `RetryableError` (or any unknown error) to retry after a delay,
+   * `PermanentError` to park at once with the reason.
+   */
+  handle(event: EventOf<T>, ctx: HandlerContext<T>): Promise<void>;
+  /** Messages in flight at once (default 16). */
+  prefetch?: number;
+  /** Attempts before parking (default: one per retry tier plus the first). */
+  maxAttempts?: number;
+}

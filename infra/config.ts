@@ -1,0 +1,211 @@
+import { existsSync } from 'node:fs';
+import { Type, type Static } from '@sinclair/typebox';
+import { Ajv } from 'ajv';
+import { ConfigError } from './errors.js';
+
+/** The roles a process can run (`ROLES`). */
+export const ALL_ROLES = ['imap', 'telegram', 'analysis', 'drive', 'outbound', 'notify', 'api'] as const;
+/** One role name. */
+export type Role = (typeof ALL_ROLES)[number];
+
+const optionalString = (description: string) => Type.Optional(Type.String({ minLength: 1, description }));
+
+/**
+ * Every variable of SPEC.md, with its default and why it exists. This schema is the one reader of
+ * `process.env`; `.env.example` documents the same names.
+ */
+export const ConfigSchema = Type.Object(
+  {
+    ROLES: Type.String({
+      default: 'all',
+      description: 'Comma list of roles to run in this process: imap,telegram,analysis,drive,outbound,notify,api, or all',
+    }),
+    AMQP_URL: Type.String({
+      default: 'amqp://guest:guest@127.0.0.1:5672',
+      pattern: '^amqps?://',
+      description: 'RabbitMQ URL (vhost in the path)',
+    }),
+    MYSQL_URL: Type.String({
+      default: 'mysql://root@127.0.0.1:3306/postroom',
+      pattern: '^mysql://[^/]+/[A-Za-z0-9_$]+',
+      description: 'MySQL 8 or MariaDB 10.11 URL; the database is created if missing and migrated at start',
+    }),
+    HTTP_PORT: Type.Integer({
+      default: 8080,
+      minimum: 0,
+      maximum: 65535,
+      description: 'Port of the status API, docs, Telegram webhook and metrics',
+    }),
+    API_TOKENS: optionalString('Comma list of bearer tokens for /api/*; none set: /api/* answers 401'),
+    JWT_SECRET: optionalString('When set, HS256 JWTs signed with it are accepted as bearer tokens'),
+    IMAP_HOST: optionalString('IMAP server; the poller is off when unset'),
+    IMAP_PORT: Type.Integer({ default: 993, minimum: 1, maximum: 65535, description: 'IMAP port' }),
+    IMAP_SECURE: Type.Boolean({ default: true, description: 'Use TLS from the first byte' }),
+    IMAP_USER: optionalString('IMAP user name'),
+    IMAP_PASSWORD: optionalString('IMAP password (or IMAP_ACCESS_TOKEN for XOAUTH2)'),
+    IMAP_ACCESS_TOKEN: optionalString('OAuth2 access token for XOAUTH2 instead of a password'),
+    IMAP_MAILBOX: Type.String({ default: 'INBOX', minLength: 1, description: 'Mailbox to watch' }),
+    IMAP_AFTER: Type.String({
+      default: 'seen',
+      pattern: '^(seen|none|move:.+)$',
+      description: 'What is done to a mail once it is safely recorded: seen, move:<folder>, none',
+    }),
+    IMAP_POLL_SECONDS: Type.Integer({
+      default: 60,
+      minimum: 1,
+      maximum: 3600,
+      description: 'Poll period without IDLE, and the watchdog period',
+    }),
+    ATTACHMENT_MAX_BYTES: Type.Integer({
+      default: 26_214_400,
+      minimum: 1,
+      maximum: 1_073_741_824,
+      description: 'Larger attachments are recorded and rejected, never uploaded',
+    }),
+    IMAGE_MAX_PIXELS: Type.Integer({
+      default: 100_000_000,
+      minimum: 1,
+      description: 'Images declaring more pixels are rejected without decoding',
+    }),
+    DRIVE_ROOT_FOLDER_ID: Type.String({ default: 'root', minLength: 1, description: 'Drive folder under which files are filed' }),
+    DRIVE_FOLDER_TEMPLATE: Type.String({
+      default: '{yyyy}/{mm}/{from}',
+      minLength: 1,
+      description: 'Folders under the root, made on demand: {yyyy} {mm} {dd} {from} {from_domain} {subject}',
+    }),
+    GOOGLE_APPLICATION_CREDENTIALS: optionalString('Service-account key file (use a shared drive)'),
+    DRIVE_CLIENT_ID: optionalString('OAuth client id (with DRIVE_CLIENT_SECRET and DRIVE_REFRESH_TOKEN)'),
+    DRIVE_CLIENT_SECRET: optionalString('OAuth client secret'),
+    DRIVE_REFRESH_TOKEN: optionalString('OAuth refresh token, scope drive.file'),
+    DRIVE_ACCESS_TOKEN: optionalString('A ready bearer token for Drive (tests, external token brokers)'),
+    DRIVE_API_URL: Type.String({
+      default: 'https://www.googleapis.com/',
+      pattern: '^https?://',
+      description: 'Drive API root URL (tests, proxies); every call, uploads included, goes there',
+    }),
+    STORAGE_DIR: Type.String({
+      default: './data/drive',
+      minLength: 1,
+      description: 'With no Google credentials at all, files are filed here in the same folder layout',
+    }),
+    TELEGRAM_BOT_TOKEN: optionalString('Telegram bot token; Telegram roles are off when unset'),
+    TELEGRAM_WEBHOOK_SECRET: Type.Optional(
+      Type.String({
+        pattern: '^[A-Za-z0-9_-]{1,256}$',
+        description: 'Required with a token; Telegram sends it in X-Telegram-Bot-Api-Secret-Token',
+      }),
+    ),
+    TELEGRAM_API_URL: Type.String({
+      default: 'https://api.telegram.org',
+      pattern: '^https?://',
+      description: 'Bot API root URL (tests, a local Bot API server)',
+    }),
+    TELEGRAM_PUBLIC_URL: Type.Optional(
+      Type.String({ pattern: '^https://', description: 'When set, setWebhook is called at start with the secret' }),
+    ),
+    HOOKS_FILE: optionalString('JSON file of outbound calls'),
+    OUTBOUND_ALLOW_HOSTS: optionalString('Comma list of hosts exempt from the private-address block'),
+    LOG_LEVEL: Type.Union(
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+      { default: 'info', description: 'pino log level' },
+    ),
+  },
+  { additionalProperties: true },
+);
+
+type RawConfig = Static<typeof ConfigSchema>;
+
+/** The validated, frozen configuration of one process. */
+export interface Config extends Omit<RawConfig, 'ROLES' | 'API_TOKENS' | 'OUTBOUND_ALLOW_HOSTS' | 'LOG_LEVEL'> {
+  /** Roles to run, `all` expanded. */
+  readonly roles: readonly Role[];
+  /** Bearer tokens accepted on /api/*. */
+  readonly apiTokens: readonly string[];
+  /** Hosts exempt from the private-address block of outbound calls. */
+  readonly outboundAllowHosts: readonly string[];
+  /** pino level. */
+  readonly LOG_LEVEL: string;
+  /** Which Drive backend is in use, from the credentials given. */
+  readonly driveMode: 'service-account' | 'oauth' | 'access-token' | 'local';
+}
+
+const ajv = new Ajv({ allErrors: true, coerceTypes: true, useDefaults: true, strict: false });
+const validate = ajv.compile(ConfigSchema);
+
+const splitList = (v: string | undefined): string[] =>
+  (v ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+/**
+ * Reads and validates the configuration. Empty strings count as unset. Throws one `ConfigError`
+ * naming every bad variable.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input: Record<string, unknown> = {};
+  for (const key of Object.keys(ConfigSchema.properties)) {
+    const value = env[key];
+    if (value !== undefined && value.trim() !== '') input[key] = value.trim();
+  }
+  const problems: string[] = [];
+  if (!validate(input)) {
+    for (const e of validate.errors ?? []) {
+      const name = e.instancePath.replace(/^\//, '') || String(e.params['missingProperty'] ?? '');
+      let why = e.message ?? 'is invalid';
+      if (e.keyword === 'pattern') why = `has an unexpected form (${ConfigSchema.properties[name as keyof RawConfig]?.description ?? ''})`;
+      if (e.keyword === 'anyOf' || e.keyword === 'const') continue;
+      problems.push(`${name}: ${why} (got ${JSON.stringify(String(input[name] ?? ''))})`);
+    }
+    const logLevelBad = validate.errors?.some((e) => e.instancePath === '/LOG_LEVEL');
+    if (logLevelBad) problems.push(`LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent`);
+  }
+  const raw = input as RawConfig;
+
+  const roleList = splitList(raw.ROLES);
+  let roles: Role[] = [];
+  if (roleList.length === 0 || roleList.includes('all')) roles = [...ALL_ROLES];
+  else {
+    for (const r of roleList) {
+      if ((ALL_ROLES as readonly string[]).includes(r)) roles.push(r as Role);
+      else problems.push(`ROLES: unknown role "${r}" (known: all, ${ALL_ROLES.join(', ')})`);
+    }
+  }
+
+  if (raw.TELEGRAM_BOT_TOKEN && !raw.TELEGRAM_WEBHOOK_SECRET)
+    problems.push('TELEGRAM_WEBHOOK_SECRET: is required when TELEGRAM_BOT_TOKEN is set');
+  if (raw.IMAP_HOST && !raw.IMAP_USER) problems.push('IMAP_USER: is required when IMAP_HOST is set');
+  if (raw.IMAP_HOST && !raw.IMAP_PASSWORD && !raw.IMAP_ACCESS_TOKEN)
+    problems.push('IMAP_PASSWORD: IMAP_PASSWORD or IMAP_ACCESS_TOKEN is required when IMAP_HOST is set');
+  const oauth = [raw.DRIVE_CLIENT_ID, raw.DRIVE_CLIENT_SECRET, raw.DRIVE_REFRESH_TOKEN];
+  if (oauth.some(Boolean) && !oauth.every(Boolean))
+    problems.push('DRIVE_CLIENT_ID: DRIVE_CLIENT_ID, DRIVE_CLIENT_SECRET and DRIVE_REFRESH_TOKEN go together');
+  if (raw.GOOGLE_APPLICATION_CREDENTIALS && !existsSync(raw.GOOGLE_APPLICATION_CREDENTIALS))
+    problems.push(`GOOGLE_APPLICATION_CREDENTIALS: file not found (${raw.GOOGLE_APPLICATION_CREDENTIALS})`);
+  if (raw.HOOKS_FILE && !existsSync(raw.HOOKS_FILE)) problems.push(`HOOKS_FILE: file not found (${raw.HOOKS_FILE})`);
+  if (raw.IMAP_AFTER === 'move:' ) problems.push('IMAP_AFTER: move: needs a folder name');
+
+  if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
+
+  const driveMode: Config['driveMode'] = raw.GOOGLE_APPLICATION_CREDENTIALS
+    ? 'service-account'
+    : raw.DRIVE_REFRESH_TOKEN
+      ? 'oauth'
+      : raw.DRIVE_ACCESS_TOKEN
+        ? 'access-token'
+        : 'local';
+
+  const { ROLES: _r, API_TOKENS, OUTBOUND_ALLOW_HOSTS, ...rest } = raw;
+  return Object.freeze({
+    ...rest,
+    roles: Object.freeze(roles),
+    apiTokens: Object.freeze(splitList(API_TOKENS)),
+    outboundAllowHosts: Object.freeze(splitList(OUTBOUND_ALLOW_HOSTS).map((h) => h.toLowerCase())),
+    driveMode,
+  });
+}
+
+/** Loads `.env` from the working directory into `process.env` (variables already set win). */
+export function loadDotEnv(path = '.env'): void {
+  if (existsSync(path)) process.loadEnvFile(path);
+}

@@ -1,0 +1,10 @@
+import type { Migration } from 'kysely';
+import * as foundation from './20261126T1200-foundation.js';
+
+/**
+ * Every migration, by name; names start with a UTC timestamp so they sort in the order they were
+ * written. Imported statically so the same list works from TypeScript sources and the built `dist/`.
+ */
+export const migrations: Record<string, Migration> = {
+  '20261126T1200-foundation': foundation,
+};

@@ -1,0 +1,21 @@
+import type { AttachmentsTable } from './attachments.table.js';
+import type { BlobChunksTable, BlobsTable } from './blobs.table.js';
+import type { DeadLettersTable } from './dead-letters.table.js';
+import type { EmailsTable } from './emails.table.js';
+import type { ImapCheckpointsTable } from './imap-checkpoints.table.js';
+import type { InboxTable } from './inbox.table.js';
+import type { OutboxTable } from './outbox.table.js';
+import type { TimelineTable } from './timeline.table.js';
+
+/** Every table Postroom uses, for Kysely. */
+export interface Database {
+  outbox: OutboxTable;
+  inbox: InboxTable;
+  dead_letters: DeadLettersTable;
+  blobs: BlobsTable;
+  blob_chunks: BlobChunksTable;
+  emails: EmailsTable;
+  attachments: AttachmentsTable;
+  timeline: TimelineTable;
+  imap_checkpoints: ImapCheckpointsTable;
+}
