@@ -1,0 +1,268 @@
+import { EventEmitter } from 'node:events';
+import { connect, type Channel, type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
+import { RetryableError } from '../errors.js';
+import { redactUrl, type Logger } from '../logger.js';
+import { declareTopology, type Topology } from './topology.js';
+
+/** Options of the broker connection. */
+export interface BrokerOptions {
+  /** `amqp://user:pass@host:port/vhost`. */
+  url: string;
+  /** The layout declared at every connect. */
+  topology: Topology;
+  /** Process logger. */
+  log: Logger;
+  /** Name shown in the RabbitMQ management UI. */
+  connectionName?: string;
+  /** Milliseconds to wait for a publisher confirm before giving up on it (default 10 s). */
+  confirmTimeoutMs?: number;
+  /** First reconnect delay in ms (default 500), doubled up to `maxReconnectDelayMs` (default 15 s). */
+  reconnectDelayMs?: number;
+  maxReconnectDelayMs?: number;
+  /** AMQP heartbeat in seconds (default 15): a dead peer is noticed within two periods. */
+  heartbeatSeconds?: number;
+}
+
+/** Work to redo on every connect (consumers re-subscribe here). Gets a live connection. */
+export type SetupFn = (model: ChannelModel) => Promise<void>;
+
+/**
+ * One resilient RabbitMQ connection per process. It connects with backoff, re-declares the topology
+ * and re-runs every registered setup on each reconnect, listens for `error` on every connection and
+ * channel, publishes on a confirm channel with a confirm timeout of its own (amqplib's callbacks can
+ * hang when a connection drops) and waits for `drain` when the socket buffer is full.
+ *
+ * Events: `connected`, `disconnected` (with the error).
+ */
+export class Broker extends EventEmitter {
+  private model: ChannelModel | null = null;
+  private pubChannel: ConfirmChannel | null = null;
+  private readonly setups = new Set<SetupFn>();
+  private closing = false;
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private connecting: Promise<void> | null = null;
+  private readonly pending = new Set<(err: Error) => void>();
+  private drainWaiters: (() => void)[] = [];
+  private readonly log: Logger;
+
+  constructor(private readonly opts: BrokerOptions) {
+    super();
+    this.log = opts.log.child({ module: 'broker' });
+    this.setMaxListeners(0);
+  }
+
+  /** The namespace every name is prefixed with. */
+  get namespace(): string {
+    return this.opts.topology.namespace;
+  }
+
+  /** The topology this connection declares. */
+  get topology(): Topology {
+    return this.opts.topology;
+  }
+
+  /** True while a connection and its publishing channel are open. */
+  isConnected(): boolean {
+    return this.model !== null && this.pubChannel !== null;
+  }
+
+  /** Starts connecting (and keeps retrying in the background); resolves on the first connection. */
+  start(): Promise<void> {
+    this.closing = false;
+    if (this.isConnected()) return Promise.resolve();
+    const first = new Promise<void>((resolve) => this.once('connected', () => resolve()));
+    this.connectNow();
+    return first;
+  }
+
+  /** Resolves once connected, or rejects after `timeoutMs`. */
+  async waitConnected(timeoutMs = 30_000): Promise<void> {
+    if (this.isConnected()) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off('connected', done);
+        reject(new RetryableError('BROKER.UNAVAILABLE', `RabbitMQ not connected after ${timeoutMs} ms`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.once('connected', done);
+    });
+  }
+
+  /** Registers work to run now (if connected) and after every reconnect. */
+  async addSetup(fn: SetupFn): Promise<void> {
+    this.setups.add(fn);
+    if (this.model) await fn(this.model);
+  }
+
+  /** Removes a setup registered with `addSetup`. */
+  removeSetup(fn: SetupFn): void {
+    this.setups.delete(fn);
+  }
+
+  /** Opens a plain channel on the current connection, with an error listener. */
+  async createChannel(): Promise<Channel> {
+    if (!this.model) throw new RetryableError('BROKER.UNAVAILABLE', 'RabbitMQ is not connected');
+    const ch = await this.model.createChannel();
+    ch.on('error', (err: Error) => this.log.warn({ err }, 'channel error'));
+    return ch;
+  }
+
+  /**
+   * Publishes one message and resolves when the broker confirms it. Rejects with a retryable error on
+   * a nack, a confirm that does not come within the timeout, or a connection lost meanwhile.
+   */
+  async publish(exchange: string, routingKey: string, content: Buffer, options: Options.Publish = {}): Promise<void> {
+    const ch = this.pubChannel;
+    if (!ch) throw new RetryableError('BROKER.UNAVAILABLE', 'RabbitMQ is not connected; cannot publish');
+    const timeoutMs = this.opts.confirmTimeoutMs ?? 10_000;
+    let ok = true;
+    const confirmed = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(fail);
+        reject(new RetryableError('BROKER.CONFIRM_TIMEOUT', `No publisher confirm within ${timeoutMs} ms for ${routingKey}`));
+      }, timeoutMs);
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        reject(new RetryableError('BROKER.CONNECTION_LOST', `Connection lost before ${routingKey} was confirmed`, { cause: err }));
+      };
+      this.pending.add(fail);
+      try {
+        ok = ch.publish(exchange, routingKey, content, { persistent: true, ...options }, (err) => {
+          clearTimeout(timer);
+          this.pending.delete(fail);
+          if (err) reject(new RetryableError('BROKER.NACK', `RabbitMQ refused ${routingKey} on ${exchange}`, { cause: err }));
+          else resolve();
+        });
+      } catch (err) {
+        clearTimeout(timer);
+        this.pending.delete(fail);
+        reject(new RetryableError('BROKER.PUBLISH_FAILED', `Could not publish ${routingKey}`, { cause: err }));
+      }
+    });
+    // publish() returning false still buffered the message: hold further publishes until `drain`.
+    if (!ok) await this.waitDrain();
+    return confirmed;
+  }
+
+  /** Resolves when the publishing channel can take more (immediately when it is not full). */
+  private waitDrain(): Promise<void> {
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Closes the connection for good (no reconnect). */
+  async close(): Promise<void> {
+    this.closing = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    await this.connecting?.catch(() => undefined);
+    const model = this.model;
+    this.model = null;
+    this.pubChannel = null;
+    if (model) await model.close().catch((err: unknown) => this.log.debug({ err }, 'close after connection loss'));
+    this.failPending(new Error('broker closed'));
+  }
+
+  /** Breaks the current connection as a network failure would (tests of reconnects). */
+  destroySocketForTest(): void {
+    const stream = (this.model as unknown as { connection?: { stream?: { destroy(): void } } } | null)?.connection?.stream;
+    stream?.destroy();
+  }
+
+  private connectNow(): void {
+    if (this.connecting || this.closing) return;
+    this.connecting = this.tryConnect().finally(() => {
+      this.connecting = null;
+    });
+  }
+
+  private async tryConnect(): Promise<void> {
+    let model: ChannelModel | null = null;
+    try {
+      model = await connect(withHeartbeat(this.opts.url, this.opts.heartbeatSeconds ?? 15), {
+        clientProperties: { connection_name: this.opts.connectionName ?? 'postroom' },
+        timeout: 10_000,
+      });
+      model.on('error', (err: Error) => this.log.warn({ err }, 'connection error'));
+      model.on('blocked', (reason: string) => this.log.warn({ reason }, 'RabbitMQ blocked publishing (resource alarm)'));
+      model.on('unblocked', () => this.log.info('RabbitMQ unblocked publishing'));
+      const setupChannel = await model.createChannel();
+      setupChannel.on('error', (err: Error) => this.log.warn({ err }, 'setup channel error'));
+      await declareTopology(setupChannel, this.opts.topology);
+      await setupChannel.close();
+      const pub = await model.createConfirmChannel();
+      pub.on('error', (err: Error) => this.log.warn({ err }, 'publish channel error'));
+      pub.on('drain', () => {
+        const waiters = this.drainWaiters;
+        this.drainWaiters = [];
+        for (const w of waiters) w();
+      });
+      pub.on('close', () => {
+        if (this.pubChannel === pub) this.pubChannel = null;
+        this.failPending(new Error('publish channel closed'));
+      });
+      if (this.closing) {
+        await model.close().catch(() => undefined);
+        return;
+      }
+      const current = model;
+      model.on('close', (err?: Error) => this.onClose(current, err));
+      this.model = model;
+      this.pubChannel = pub;
+      for (const fn of this.setups) await fn(model);
+      this.attempt = 0;
+      this.log.info({ url: redactUrl(this.opts.url) }, 'connected to RabbitMQ');
+      this.emit('connected');
+    } catch (err) {
+      this.log.warn({ err, attempt: this.attempt + 1 }, 'RabbitMQ connection attempt failed');
+      if (model) await model.close().catch(() => undefined);
+      if (this.model === model) {
+        this.model = null;
+        this.pubChannel = null;
+      }
+      this.scheduleReconnect();
+    }
+  }
+
+  private onClose(model: ChannelModel, err?: Error): void {
+    if (this.model !== model) return;
+    this.model = null;
+    this.pubChannel = null;
+    this.failPending(err ?? new Error('connection closed'));
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+    this.emit('disconnected', err);
+    if (this.closing) return;
+    this.log.warn({ err }, 'RabbitMQ connection lost; reconnecting');
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closing || this.reconnectTimer) return;
+    const base = this.opts.reconnectDelayMs ?? 500;
+    const max = this.opts.maxReconnectDelayMs ?? 15_000;
+    const delay = Math.min(max, base * 2 ** this.attempt) * (0.5 + Math.random() / 2);
+    this.attempt += 1;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      this.connectNow();
+    }, delay);
+  }
+
+  private failPending(err: Error): void {
+    const fails = [...this.pending];
+    this.pending.clear();
+    for (const f of fails) f(err);
+  }
+}
+
+/** Adds `heartbeat=<s>` to an AMQP URL unless it already sets one. */
+function withHeartbeat(url: string, seconds: number): string {
+  const u = new URL(url);
+  if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', String(seconds));
+  return u.toString();
+}

@@ -1,0 +1,252 @@
+import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import { contracts, EnvelopeHeader, ajv, formatErrors, type AnyEvent, type EventType } from '../../contracts/index.js';
+import type { Db } from '../db/database.js';
+import { parkMessage } from '../db/repositories/dead-letters.repository.js';
+import { describeError, isRetryable, PermanentError, PostroomError, RetryableError, ValidationError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { consumedTotal, handlerSeconds, parkedTotal, retriedTotal } from '../metrics.js';
+import type { Broker } from './connection.js';
+import { createEvent } from './events.js';
+import { DUPLICATE, type ConsumerDefinition, type Emit, type HandlerContext } from './handler.js';
+import { enqueueEvents, signalOutbox } from './outbox.js';
+import { names } from './topology.js';
+
+/** Header carrying the attempt number of a retried message (1 for the first delivery). */
+export const ATTEMPT_HEADER = 'x-postroom-attempt';
+/** Header carrying the last error of a retried message. */
+export const LAST_ERROR_HEADER = 'x-postroom-last-error';
+
+const validateHeader = ajv.compile(EnvelopeHeader);
+
+/** What a running consumer exposes. */
+export interface RunningConsumer {
+  /** Queue name (namespace included). */
+  queue: string;
+  /** Stops taking messages, finishes the ones in flight, closes its channel. */
+  stop(): Promise<void>;
+}
+
+/** Dependencies of the runner. */
+export interface ConsumerDeps {
+  broker: Broker;
+  db: Db;
+  log: Logger;
+}
+
+/** Marker thrown inside a commit transaction to roll it back when the inbox already has the event. */
+class AlreadyProcessed extends Error {}
+
+function isDuplicateKey(err: unknown): boolean {
+  return (err as { code?: string; errno?: number } | null)?.code === 'ER_DUP_ENTRY';
+}
+
+/**
+ * Runs one consumer: subscribes its queue (again after every reconnect) with its prefetch, validates
+ * each message against its contract, skips events its inbox already holds, calls the handler, and
+ * turns the outcome into an ack, a retry through the delay tiers, or a dead letter in MySQL.
+ */
+export async function startConsumer<T extends EventType>(def: ConsumerDefinition<T>, deps: ConsumerDeps): Promise<RunningConsumer> {
+  const { broker, db } = deps;
+  const ns = broker.namespace;
+  const queue = names.queue(ns, def.name);
+  const tiers = broker.topology.retryDelaysMs;
+  const maxAttempts = def.maxAttempts ?? tiers.length + 1;
+  const log = deps.log.child({ module: 'consumer', consumer: def.name });
+  const inFlight = new Set<Promise<void>>();
+  let channel: Channel | null = null;
+  let consumerTag: string | null = null;
+  let stopping = false;
+
+  const park = async (msg: ConsumeMessage, reason: string, attempts: number, header: Partial<EnvelopeHeader> | null, code: string) => {
+    await parkMessage(db, {
+      consumer: def.name,
+      queue: def.name,
+      body: msg.content,
+      headers: (msg.properties.headers ?? {}) as Record<string, unknown>,
+      reason,
+      attempts,
+      eventId: typeof header?.id === 'string' ? header.id : (msg.properties.messageId as string | undefined) ?? null,
+      eventType: typeof header?.type === 'string' ? header.type : null,
+      correlationId: typeof header?.correlationId === 'string' ? header.correlationId : null,
+    });
+    parkedTotal.inc({ queue: def.name, code });
+  };
+
+  const retry = async (msg: ConsumeMessage, attempt: number, err: unknown) => {
+    const wanted = err instanceof RetryableError ? (err.retryAfterMs ?? 0) : 0;
+    let tier = Math.min(attempt - 1, tiers.length - 1);
+    while (tier < tiers.length - 1 && (tiers[tier] ?? 0) < wanted) tier += 1;
+    await broker.publish('', names.retryQueue(ns, def.name, tier), msg.content, {
+      ...msg.properties,
+      headers: { ...msg.properties.headers, [ATTEMPT_HEADER]: attempt + 1, [LAST_ERROR_HEADER]: describeError(err).slice(0, 500) },
+      persistent: true,
+    });
+    retriedTotal.inc({ queue: def.name, tier: String(tier) });
+  };
+
+  /** Acks unless the channel is gone (then RabbitMQ redelivers and the inbox absorbs the repeat). */
+  const ack = (ch: Channel, msg: ConsumeMessage, mlog: Logger) => {
+    try {
+      ch.ack(msg);
+    } catch (err) {
+      mlog.warn({ err }, 'ack failed: channel closed; the message will be redelivered and deduplicated');
+    }
+  };
+
+  const handle = async (ch: Channel, msg: ConsumeMessage): Promise<void> => {
+    const started = process.hrtime.bigint();
+    const attempt = Number(msg.properties.headers?.[ATTEMPT_HEADER] ?? 1) || 1;
+    let header: EnvelopeHeader | null = null;
+    let outcome = 'ok';
+    let mlog = log;
+    try {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(msg.content.toString('utf8'));
+      } catch (err) {
+        throw new ValidationError('Message body is not JSON', [(err as Error).message], { cause: err });
+      }
+      if (!validateHeader(parsed)) throw new ValidationError('Message is not a Postroom event envelope', formatErrors(validateHeader.errors));
+      header = parsed;
+      mlog = log.child({ eventId: header.id, correlationId: header.correlationId, eventType: header.type });
+      if (!(def.events as readonly string[]).includes(header.type))
+        throw new ValidationError('Unexpected event type for this consumer', [`/type: ${header.type} is not one of ${def.events.join(', ')}`]);
+      const contract = contracts[header.type as T];
+      if (!contract.validate(parsed)) throw new ValidationError(`Invalid ${header.type} event`, formatErrors(contract.validate.errors));
+      const event = parsed as AnyEvent;
+
+      const seen = await db
+        .selectFrom('inbox')
+        .select('event_id')
+        .where('consumer', '=', def.name)
+        .where('event_id', '=', event.id)
+        .executeTakeFirst();
+      if (seen) {
+        outcome = 'duplicate';
+        ack(ch, msg, mlog);
+        return;
+      }
+
+      let committed = false;
+      let duplicate = false;
+      const ctx: HandlerContext<T> = {
+        log: mlog,
+        db,
+        attempt,
+        lastAttempt: attempt >= maxAttempts,
+        current: event as never,
+        event: (type, data) => createEvent(type, data, { correlationId: event.correlationId, causationId: event.id }),
+        commit: async (fn) => {
+          if (committed) throw new Error('commit() called twice for one event');
+          committed = true;
+          const staged: AnyEvent[] = [];
+          const emit: Emit = (e) => staged.push(e);
+          try {
+            const result = await db.transaction().execute(async (trx) => {
+              try {
+                await trx.insertInto('inbox').values({ consumer: def.name, event_id: event.id, processed_at: new Date() }).execute();
+              } catch (err) {
+                if (isDuplicateKey(err)) throw new AlreadyProcessed();
+                throw err;
+              }
+              const r = await fn(trx, emit);
+              await enqueueEvents(trx, staged);
+              return r;
+            });
+            if (staged.length > 0) signalOutbox();
+            return result;
+          } catch (err) {
+            if (err instanceof AlreadyProcessed) {
+              duplicate = true;
+              return DUPLICATE;
+            }
+            throw err;
+          }
+        },
+      };
+      await def.handle(event as never, ctx);
+      if (!committed) {
+        await db
+          .insertInto('inbox')
+          .values({ consumer: def.name, event_id: event.id, processed_at: new Date() })
+          .execute()
+          .catch((err: unknown) => {
+            if (isDuplicateKey(err)) duplicate = true;
+            else throw err;
+          });
+      }
+      if (duplicate) outcome = 'duplicate';
+      ack(ch, msg, mlog);
+    } catch (err) {
+      const permanent = !isRetryable(err);
+      const reason = describeError(err);
+      try {
+        if (permanent || attempt >= maxAttempts) {
+          outcome = 'parked';
+          const why = permanent ? reason : `gave up after ${attempt} attempts: ${reason}`;
+          await park(msg, why, attempt, header, err instanceof PostroomError ? err.code : 'UNKNOWN');
+          mlog.warn({ err, attempt }, 'message parked as dead letter');
+        } else {
+          outcome = 'retried';
+          await retry(msg, attempt, err);
+          mlog.info({ err, attempt }, 'handler failed; retrying later');
+        }
+        ack(ch, msg, mlog);
+      } catch (err2) {
+        // Could neither retry nor park (broker or database down): leave the message to RabbitMQ,
+        // which redelivers it when this channel closes or after the nack.
+        outcome = 'error';
+        mlog.error({ err: err2, cause: err }, 'could not retry or park message; returning it to the queue');
+        await new Promise((r) => setTimeout(r, 1_000));
+        try {
+          ch.nack(msg, false, true);
+        } catch (err3) {
+          mlog.debug({ err: err3 }, 'nack on a closed channel; RabbitMQ redelivers');
+        }
+      }
+    } finally {
+      consumedTotal.inc({ queue: def.name, outcome });
+      handlerSeconds.observe({ queue: def.name, outcome }, Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  };
+
+  const setup = async (model: ChannelModel) => {
+    if (stopping) return;
+    const ch = await model.createChannel();
+    ch.on('error', (err: Error) => log.warn({ err }, 'consumer channel error'));
+    ch.on('close', () => {
+      if (channel === ch) channel = null;
+    });
+    await ch.prefetch(def.prefetch ?? 16);
+    const reply = await ch.consume(queue, (msg) => {
+      if (!msg) {
+        log.warn('consumer cancelled by RabbitMQ (queue deleted?)');
+        return;
+      }
+      const p = handle(ch, msg).catch((err: unknown) => log.error({ err }, 'unexpected error in consumer'));
+      inFlight.add(p);
+      void p.finally(() => inFlight.delete(p));
+    });
+    channel = ch;
+    consumerTag = reply.consumerTag;
+    log.info({ queue, prefetch: def.prefetch ?? 16 }, 'consuming');
+  };
+  await broker.addSetup(setup);
+
+  return {
+    queue,
+    async stop() {
+      stopping = true;
+      broker.removeSetup(setup);
+      const ch = channel;
+      if (ch && consumerTag) await ch.cancel(consumerTag).catch((err: unknown) => log.debug({ err }, 'cancel failed'));
+      // Messages already delivered are finished, not returned, so a restart does not count against
+      // their delivery limit.
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+      if (ch) await ch.close().catch((err: unknown) => log.debug({ err }, 'channel close after loss'));
+      channel = null;
+    },
+  };
+}
+
+export { PermanentError, RetryableError };
