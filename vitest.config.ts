@@ -11,5 +11,6 @@ export default defineConfig({
     maxWorkers: 2,
     pool: 'forks',
     globalSetup: ['test/global-setup.ts'],
+    reporters: ['default', './test/summary-reporter.ts'],
   },
 });

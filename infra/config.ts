@@ -129,6 +129,19 @@ export interface Config extends Omit<RawConfig, 'ROLES' | 'API_TOKENS' | 'OUTBOU
   readonly driveMode: 'service-account' | 'oauth' | 'access-token' | 'local';
 }
 
+/** Variables whose values never appear in error messages. */
+const SECRET_NAMES = new Set([
+  'API_TOKENS',
+  'JWT_SECRET',
+  'IMAP_PASSWORD',
+  'IMAP_ACCESS_TOKEN',
+  'DRIVE_CLIENT_SECRET',
+  'DRIVE_REFRESH_TOKEN',
+  'DRIVE_ACCESS_TOKEN',
+  'TELEGRAM_BOT_TOKEN',
+  'TELEGRAM_WEBHOOK_SECRET',
+]);
+
 const ajv = new Ajv({ allErrors: true, coerceTypes: true, useDefaults: true, strict: false });
 const validate = ajv.compile(ConfigSchema);
 
@@ -153,9 +166,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     for (const e of validate.errors ?? []) {
       const name = e.instancePath.replace(/^\//, '') || String(e.params['missingProperty'] ?? '');
       let why = e.message ?? 'is invalid';
-      if (e.keyword === 'pattern') why = `has an unexpected form (${ConfigSchema.properties[name as keyof RawConfig]?.description ?? ''})`;
+      if (e.keyword === 'pattern') why = `has an unexpected form (expected: ${ConfigSchema.properties[name as keyof RawConfig]?.description ?? ''})`;
       if (e.keyword === 'anyOf' || e.keyword === 'const') continue;
-      problems.push(`${name}: ${why} (got ${JSON.stringify(String(input[name] ?? ''))})`);
+      // URLs are shown with their password masked; secrets not at all.
+      const value = String(input[name] ?? '').replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+      const shown = SECRET_NAMES.has(name) ? '<hidden>' : JSON.stringify(value);
+      problems.push(`${name}: ${why} (got ${shown})`);
     }
     const logLevelBad = validate.errors?.some((e) => e.instancePath === '/LOG_LEVEL');
     if (logLevelBad) problems.push(`LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent`);

@@ -1,0 +1,44 @@
+import { contracts, type EventType } from '../../contracts/index.js';
+import { DEFAULT_RETRY_DELAYS_MS, type Topology } from './topology.js';
+
+/**
+ * Which consumer queue receives which events. Every process declares all of them (whatever roles it
+ * runs), so an event published before its consumer ever started still waits in a durable queue.
+ */
+export const SUBSCRIPTIONS = {
+  /** Looks at the bytes of each stored attachment. */
+  'attachment-analysis': ['attachment.stored'],
+  /** Files accepted attachments; closes emails whose attachments are all final. */
+  'drive-upload': ['email.received', 'attachment.analyzed'],
+  /** Calls the hooks of HOOKS_FILE. */
+  'outbound-api': ['email.received', 'attachment.analyzed', 'attachment.uploaded', 'email.processed'],
+  /** Answers Telegram commands and takes in files sent to the bot. */
+  'telegram-bot': ['telegram.update'],
+  /** Tells subscribed Telegram chats about processed emails. */
+  'telegram-notifier': ['email.processed'],
+} as const satisfies Record<string, readonly EventType[]>;
+
+/** A consumer queue name. */
+export type ConsumerName = keyof typeof SUBSCRIPTIONS;
+
+/** Options for the production topology. */
+export interface TopologyOptions {
+  /** Name prefix (default `postroom`). */
+  namespace?: string;
+  retryDelaysMs?: readonly number[];
+  deliveryLimit?: number;
+}
+
+/** The topology every Postroom process declares. */
+export function postroomTopology(opts: TopologyOptions = {}): Topology {
+  return {
+    namespace: opts.namespace ?? 'postroom',
+    exchanges: [...new Set(Object.values(contracts).map((c) => c.exchange))],
+    queues: Object.entries(SUBSCRIPTIONS).map(([name, events]) => ({
+      name,
+      bindings: events.map((e) => ({ exchange: contracts[e].exchange, routingKey: e })),
+    })),
+    retryDelaysMs: opts.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS,
+    deliveryLimit: opts.deliveryLimit ?? 10,
+  };
+}

@@ -1,0 +1,64 @@
+import { Type, type TSchema } from '@sinclair/typebox';
+
+/** The JSON error body every route answers with on failure. */
+export const ErrorSchema = Type.Object(
+  { error: Type.Object({ code: Type.String(), message: Type.String() }, { additionalProperties: false }) },
+  { additionalProperties: false, $id: 'Error' },
+);
+
+/** A JSON answer in OpenAPI form. */
+export const jsonResponse = (description: string, schema: TSchema) => ({ description, content: { 'application/json': { schema } } });
+
+const errorResponse = (description: string) => jsonResponse(description, { $ref: '#/components/schemas/Error' } as unknown as TSchema);
+
+/** Paths every process serves. */
+const publicPaths = {
+  '/healthz': {
+    get: {
+      summary: 'Liveness: the process is up',
+      tags: ['operations'],
+      security: [],
+      responses: { '200': jsonResponse('Alive', Type.Object({ status: Type.Literal('ok'), uptimeSeconds: Type.Integer() })) },
+    },
+  },
+  '/readyz': {
+    get: {
+      summary: 'Readiness: RabbitMQ and MySQL answer (and IMAP when the poller runs here)',
+      tags: ['operations'],
+      security: [],
+      responses: {
+        '200': jsonResponse('Ready', Type.Object({ status: Type.Literal('ready'), checks: Type.Record(Type.String(), Type.Object({ ok: Type.Boolean() })) })),
+        '503': jsonResponse('A dependency is down', Type.Object({ status: Type.Literal('not ready'), checks: Type.Record(Type.String(), Type.Object({ ok: Type.Boolean() })) })),
+      },
+    },
+  },
+  '/metrics': {
+    get: {
+      summary: 'Prometheus metrics',
+      tags: ['operations'],
+      security: [],
+      responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } },
+    },
+  },
+};
+
+/** Builds the OpenAPI 3.1 document from the public paths and those the roles add. */
+export function buildOpenApi(extra: { paths?: Record<string, unknown>; schemas?: Record<string, unknown> } = {}): Record<string, unknown> {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Postroom',
+      version: '1',
+      description: 'Status API of Postroom, the event-driven mail room: every email traced through every stage.',
+    },
+    servers: [{ url: '/' }],
+    tags: [{ name: 'operations', description: 'Probes and metrics (no auth)' }],
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A token of API_TOKENS, or an HS256 JWT when JWT_SECRET is set' } },
+      schemas: { Error: ErrorSchema, ...(extra.schemas ?? {}) },
+      responses: { Unauthorized: errorResponse('Missing or wrong bearer token') },
+    },
+    security: [{ bearer: [] }],
+    paths: { ...publicPaths, ...(extra.paths ?? {}) },
+  };
+}
