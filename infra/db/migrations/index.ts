@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import * as foundation from './20261126T1200-foundation.js';
+import * as drive from './20261126T1300-drive.js';
 
 /**
  * Every migration, by name; names start with a UTC timestamp so they sort in the order they were
@@ -7,4 +8,5 @@ import * as foundation from './20261126T1200-foundation.js';
  */
 export const migrations: Record<string, Migration> = {
   '20261126T1200-foundation': foundation,
+  '20261126T1300-drive': drive,
 };

@@ -1,6 +1,7 @@
 import type { AttachmentsTable } from './attachments.table.js';
 import type { BlobChunksTable, BlobsTable } from './blobs.table.js';
 import type { DeadLettersTable } from './dead-letters.table.js';
+import type { DriveFoldersTable } from './drive.table.js';
 import type { EmailsTable } from './emails.table.js';
 import type { ImapCheckpointsTable } from './imap-checkpoints.table.js';
 import type { InboxTable } from './inbox.table.js';
@@ -18,4 +19,5 @@ export interface Database {
   attachments: AttachmentsTable;
   timeline: TimelineTable;
   imap_checkpoints: ImapCheckpointsTable;
+  drive_folders: DriveFoldersTable;
 }

@@ -1,0 +1,55 @@
+import type { Config } from '../../infra/config.js';
+import type { Db } from '../../infra/db/database.js';
+import type { Logger } from '../../infra/logger.js';
+import { createDriveAuth } from './drive-auth.js';
+import type { RetryPolicy } from './drive-errors.js';
+import { DriveFileStore } from './drive-file-store.js';
+import type { FileStore } from './file-store.js';
+import { LocalFileStore } from './local-file-store.js';
+
+export type { FileStore, StoredFile, UploadRequest, UploadResult } from './file-store.js';
+export { DriveFileStore, GOOGLE_API_ROOT, type DriveFileStoreOptions } from './drive-file-store.js';
+export { LocalFileStore, type LocalFileStoreOptions } from './local-file-store.js';
+export { createDriveAuth, guardDriveRequests, type DriveAuthClient } from './drive-auth.js';
+export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './drive-errors.js';
+
+/** What `createFileStore` needs besides the configuration. */
+export interface FileStoreDeps {
+  config: Pick<
+    Config,
+    | 'driveMode'
+    | 'GOOGLE_APPLICATION_CREDENTIALS'
+    | 'DRIVE_CLIENT_ID'
+    | 'DRIVE_CLIENT_SECRET'
+    | 'DRIVE_REFRESH_TOKEN'
+    | 'DRIVE_ACCESS_TOKEN'
+    | 'DRIVE_API_URL'
+    | 'DRIVE_ROOT_FOLDER_ID'
+    | 'STORAGE_DIR'
+  >;
+  /** Database with `drive_folders` (used by Drive only). */
+  db: Db;
+  log?: Logger;
+  /** Sends OAuth token requests here instead of Google's endpoint (tests, token proxies). */
+  tokenUrl?: string;
+  /** In-call retry budget (tests shorten it). */
+  retry?: Partial<RetryPolicy>;
+}
+
+/**
+ * The file store the configuration asks for: Google Drive when any Google credentials are set
+ * (`driveMode` other than `local`), else the local directory `STORAGE_DIR`. Makes no request.
+ */
+export async function createFileStore(deps: FileStoreDeps): Promise<FileStore> {
+  const { config } = deps;
+  if (config.driveMode === 'local') return new LocalFileStore({ dir: config.STORAGE_DIR });
+  return new DriveFileStore({
+    auth: await createDriveAuth(config),
+    db: deps.db,
+    rootUrl: config.DRIVE_API_URL,
+    rootFolderId: config.DRIVE_ROOT_FOLDER_ID,
+    tokenUrl: deps.tokenUrl,
+    retry: deps.retry,
+    log: deps.log?.child({ module: 'drive' }),
+  });
+}

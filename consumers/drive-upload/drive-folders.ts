@@ -1,0 +1,162 @@
+import { createHash } from 'node:crypto';
+import { sql } from 'kysely';
+import type { Db } from '../../infra/db/database.js';
+import type { DriveFoldersTable } from '../../infra/db/tables/drive.table.js';
+import { RetryableError } from '../../infra/errors.js';
+import type { Logger } from '../../infra/logger.js';
+import { sleep } from './drive-errors.js';
+
+/**
+ * The claim protocol that makes "create this Drive folder if it is missing" happen once across every
+ * process sharing the database. Drive itself has no unique names, so the unique key of
+ * `drive_folders` (parent id, SHA-256 of the name) decides:
+ *
+ * 1. A `ready` row answers at once.
+ * 2. Otherwise the caller reserves a Drive id (files.generateIds) and inserts a `creating` row holding
+ *    it. The insert that wins the key creates the folder (adopting one of that name already in Drive,
+ *    if any) *with the reserved id*, then marks the row `ready`.
+ * 3. Losers poll the row. A `creating` row older than the claim timeout (its holder died or stalls) is
+ *    taken over with a conditional UPDATE, and the taker repeats step 2's creation with the same
+ *    reserved id. That is always safe: Drive refuses a second file with one id (409), so at worst the
+ *    taker learns the folder is already there. No path leads to two folders.
+ */
+
+/** What the protocol needs from Drive and the database. */
+export interface FolderClaimDeps {
+  db: Db;
+  /** Names this process in `claimed_by`. */
+  owner: string;
+  /** A `creating` claim older than this (ms) may be taken over. */
+  claimTimeoutMs: number;
+  /** Longest wait (ms) for another process's claim before giving up with `DRIVE.FOLDER_BUSY`. */
+  maxWaitMs: number;
+  /** Reserves a Drive id. */
+  reserveId(): Promise<string>;
+  /** The id of an existing folder with this name under the parent (the oldest), or null. */
+  findExisting(parentId: string, name: string): Promise<string | null>;
+  /** Creates the folder with the given id; must treat Drive's 409 (id in use) as success. */
+  create(folderId: string, parentId: string, name: string): Promise<void>;
+  log?: Logger;
+}
+
+/** Hex SHA-256 of a folder name, the second half of the `drive_folders` key. */
+export function folderNameHash(name: string): string {
+  return createHash('sha256').update(name, 'utf8').digest('hex');
+}
+
+/** Returns the id of the folder `name` under `parentId`, creating it once across all processes. */
+export async function ensureChildFolder(
+  deps: FolderClaimDeps,
+  parentId: string,
+  name: string,
+): Promise<string> {
+  const key = { parentId, nameHash: folderNameHash(name) };
+  const started = Date.now();
+  let row = await findClaim(deps.db, key);
+  if (!row) {
+    const folderId = await deps.reserveId();
+    if (await insertClaim(deps.db, key, name, folderId, deps.owner))
+      return materialize(deps, key, name, folderId);
+    row = await findClaim(deps.db, key);
+  }
+  for (let delay = 50; ; delay = Math.min(delay * 2, 1_000)) {
+    if (!row) return ensureChildFolder(deps, parentId, name); // the row vanished (cleared by hand): start over
+    if (row.status === 'ready') return row.folder_id;
+    // Our own stale claim (an earlier attempt failed half-way) or a stale one of another process.
+    if (
+      row.claimed_by === deps.owner ||
+      (await takeOverClaim(deps.db, key, deps.owner, deps.claimTimeoutMs))
+    ) {
+      deps.log?.info({ parentId, folder: name, from: row.claimed_by }, 'finishing a folder claim');
+      return materialize(deps, key, name, row.folder_id);
+    }
+    if (Date.now() - started > deps.maxWaitMs)
+      throw new RetryableError(
+        'DRIVE.FOLDER_BUSY',
+        `Drive folder "${name}" under ${parentId} is being created by ${row.claimed_by}`,
+        {
+          details: { parentId, folderId: row.folder_id },
+        },
+      );
+    await sleep(delay);
+    row = await findClaim(deps.db, key);
+  }
+}
+
+interface ClaimKey {
+  parentId: string;
+  nameHash: string;
+}
+
+async function materialize(
+  deps: FolderClaimDeps,
+  key: ClaimKey,
+  name: string,
+  reservedId: string,
+): Promise<string> {
+  const existing = await deps.findExisting(key.parentId, name);
+  const folderId = existing ?? reservedId;
+  if (!existing) await deps.create(reservedId, key.parentId, name);
+  await deps.db
+    .updateTable('drive_folders')
+    .set({ folder_id: folderId, status: 'ready', ready_at: sql<Date>`UTC_TIMESTAMP(3)` })
+    .where('parent_id', '=', key.parentId)
+    .where('name_hash', '=', key.nameHash)
+    .execute();
+  return folderId;
+}
+
+async function findClaim(db: Db, key: ClaimKey): Promise<DriveFoldersTable | undefined> {
+  return db
+    .selectFrom('drive_folders')
+    .selectAll()
+    .where('parent_id', '=', key.parentId)
+    .where('name_hash', '=', key.nameHash)
+    .executeTakeFirst();
+}
+
+/** Inserts a `creating` claim; false when another process holds the key already. */
+async function insertClaim(
+  db: Db,
+  key: ClaimKey,
+  name: string,
+  folderId: string,
+  owner: string,
+): Promise<boolean> {
+  try {
+    await db
+      .insertInto('drive_folders')
+      .values({
+        parent_id: key.parentId,
+        name_hash: key.nameHash,
+        name,
+        folder_id: folderId,
+        status: 'creating',
+        claimed_by: owner,
+        claimed_at: sql<Date>`UTC_TIMESTAMP(3)`,
+        ready_at: null,
+      })
+      .execute();
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ER_DUP_ENTRY') return false;
+    throw err;
+  }
+}
+
+/** Takes over a `creating` claim older than `timeoutMs` (database clock); true when this caller got it. */
+async function takeOverClaim(db: Db, key: ClaimKey, owner: string, timeoutMs: number): Promise<boolean> {
+  const result = await db
+    .updateTable('drive_folders')
+    .set({ claimed_by: owner, claimed_at: sql<Date>`UTC_TIMESTAMP(3)` })
+    .where('parent_id', '=', key.parentId)
+    .where('name_hash', '=', key.nameHash)
+    .where('status', '=', 'creating')
+    .where(
+      'claimed_at',
+      '<',
+      sql<Date>`UTC_TIMESTAMP(3) - INTERVAL ${Math.round(timeoutMs * 1000)} MICROSECOND`,
+    )
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
+}

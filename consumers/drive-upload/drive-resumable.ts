@@ -1,0 +1,217 @@
+import type { Readable } from 'node:stream';
+import type { drive_v3 } from '@googleapis/drive';
+import { PermanentError, PostroomError } from '../../infra/errors.js';
+import type { Logger } from '../../infra/logger.js';
+import type { DriveAuthClient } from './drive-auth.js';
+import {
+  backoffDelay,
+  describeDriveFailure,
+  sleep,
+  toDriveError,
+  withDriveRetry,
+  type RetryPolicy,
+} from './drive-errors.js';
+
+/** Drive wants every chunk but the last to be a multiple of 256 KiB. */
+export const CHUNK_GRANULE = 256 * 1024;
+
+/** One resumable upload. */
+export interface ResumableUpload {
+  auth: DriveAuthClient;
+  /** Drive API root, ending in `/`. */
+  rootUrl: string;
+  /** The new file's metadata (with its reserved `id`). */
+  metadata: drive_v3.Schema$File;
+  mimeType: string;
+  /** Total bytes. */
+  size: number;
+  /** Opens the bytes from the start (again when the session must restart). */
+  open: () => Readable | Promise<Readable>;
+  /** Bytes per PUT, a multiple of 256 KiB. */
+  chunkBytes: number;
+  /** `fields` of the final answer. */
+  fields: string;
+  policy: RetryPolicy;
+  /** Ids for logs and errors. */
+  details: Record<string, unknown>;
+  log?: Logger;
+}
+
+/**
+ * Uploads with Drive's resumable protocol, which the googleapis client does not implement: a POST
+ * with the metadata opens a session (its URI comes back in `Location`), then the bytes go in PUTs of
+ * `chunkBytes` with `Content-Range: bytes a-b/total`. Drive answers `308 Resume Incomplete` with
+ * `Range: bytes=0-N` until the last one, which gets the file. After a failed PUT (5xx, 429, a dropped
+ * connection) the session is asked how much it holds (`Content-Range: bytes *\/total`) and the upload
+ * goes on from there, re-reading only what is missing; an expired session (404/410) starts over. A
+ * 409 from the first POST (the reserved id is taken) surfaces as `DRIVE.CONFLICT`.
+ */
+export async function uploadResumable(u: ResumableUpload): Promise<drive_v3.Schema$File> {
+  const source = new ChunkSource(u.open, u.size);
+  try {
+    let session = await startSession(u);
+    let offset = 0;
+    let failures = 0;
+    let restarts = 0;
+    for (;;) {
+      const length = Math.min(u.chunkBytes, u.size - offset);
+      try {
+        const data = await source.read(offset, length);
+        const res = await u.auth.request<drive_v3.Schema$File>({
+          ...sessionRequest(session, `bytes ${offset}-${offset + length - 1}/${u.size}`),
+          data,
+        });
+        failures = 0;
+        if (res.status !== 308) return res.data;
+        offset = committed(res.headers);
+        u.log?.debug({ ...u.details, offset, size: u.size }, 'Drive upload progress');
+      } catch (err) {
+        if (err instanceof PostroomError) throw err;
+        const f = describeDriveFailure(err);
+        if ((f.status === 404 || f.status === 410) && restarts++ < 2) {
+          u.log?.warn({ ...u.details, offset }, 'Drive upload session expired: starting over');
+          session = await startSession(u);
+          offset = 0;
+          continue;
+        }
+        if (!f.retryable || ++failures >= u.policy.attempts)
+          throw toDriveError(err, 'upload chunk', { ...u.details, offset, attempts: failures });
+        u.log?.warn(
+          { ...u.details, offset, status: f.status, reason: f.reason },
+          'Drive upload chunk failed: resuming',
+        );
+        await sleep(backoffDelay(u.policy, failures, f.retryAfterMs));
+        const status = await withDriveRetry('query upload status', u.details, u.policy, () =>
+          u.auth.request<drive_v3.Schema$File>(sessionRequest(session, `bytes */${u.size}`)),
+        );
+        if (status.status !== 308) return status.data;
+        offset = committed(status.headers);
+      }
+    }
+  } finally {
+    source.close();
+  }
+}
+
+/** Opens a session and returns its URI, moved under `rootUrl` when Drive answers with its own host. */
+async function startSession(u: ResumableUpload): Promise<string> {
+  return withDriveRetry('start resumable upload', u.details, u.policy, async () => {
+    const res = await u.auth.request({
+      url: `${u.rootUrl}upload/drive/v3/files`,
+      method: 'POST',
+      params: { uploadType: 'resumable', supportsAllDrives: true, fields: u.fields },
+      headers: {
+        'Content-Type': 'application/json; charset=UTF-8',
+        'X-Upload-Content-Type': u.mimeType,
+        'X-Upload-Content-Length': String(u.size),
+      },
+      data: JSON.stringify(u.metadata),
+      retry: false,
+    });
+    const location = header(res.headers, 'location');
+    if (!location)
+      throw new PermanentError('DRIVE.BAD_RESPONSE', 'Drive opened an upload session without a Location');
+    return onRoot(location, u.rootUrl);
+  });
+}
+
+function sessionRequest(session: string, contentRange: string) {
+  return {
+    url: session,
+    method: 'PUT' as const,
+    headers: { 'Content-Range': contentRange },
+    // 308 is "go on", not a redirect: no Location comes with it, and it must reach us as an answer.
+    validateStatus: (s: number) => (s >= 200 && s < 300) || s === 308,
+    redirect: 'manual' as const,
+    retry: false,
+  };
+}
+
+/** The first byte Drive does not hold yet, from a 308's `Range: bytes=0-N` (none yet: no header). */
+function committed(headers: unknown): number {
+  const m = /bytes=0-(\d+)/.exec(header(headers, 'range') ?? '');
+  return m ? Number(m[1]) + 1 : 0;
+}
+
+function header(headers: unknown, name: string): string | undefined {
+  if (headers && typeof (headers as Headers).get === 'function')
+    return (headers as Headers).get(name) ?? undefined;
+  return (headers as Record<string, string> | undefined)?.[name];
+}
+
+/** Rebuilds a session URI on `rootUrl` (a proxy, a test server) keeping its `upload/...` path and query. */
+function onRoot(location: string, rootUrl: string): string {
+  const url = new URL(location, rootUrl);
+  const at = url.pathname.indexOf('/upload/drive/v3/');
+  if (at < 0) return url.href;
+  return new URL(`${url.pathname.slice(at + 1)}${url.search}`, rootUrl).href;
+}
+
+/**
+ * Reads the bytes of a chunk at any offset: forward reads keep streaming, a step back within the
+ * chunk last read is served from memory, and a step further back reopens the source.
+ */
+class ChunkSource {
+  private stream: Readable | null = null;
+  private iterator: AsyncIterator<Buffer> | null = null;
+  private buffer = Buffer.alloc(0);
+  /** Offset of `buffer[0]` in the source. */
+  private start = 0;
+
+  constructor(
+    private readonly open: () => Readable | Promise<Readable>,
+    private readonly size: number,
+  ) {}
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    if (this.iterator === null || offset < this.start) await this.reopen();
+    // Drop what lies before `offset`, reading (and discarding) past the buffer if needed.
+    while (this.start < offset) {
+      if (this.buffer.length === 0 && !(await this.pull())) this.short();
+      const drop = Math.min(offset - this.start, this.buffer.length);
+      this.buffer = this.buffer.subarray(drop);
+      this.start += drop;
+    }
+    const parts: Buffer[] = [this.buffer];
+    let have = this.buffer.length;
+    while (have < length) {
+      const next = await this.next();
+      if (next === null) this.short();
+      parts.push(next);
+      have += next.length;
+    }
+    this.buffer = parts.length === 1 ? this.buffer : Buffer.concat(parts);
+    return this.buffer.subarray(0, length);
+  }
+
+  close(): void {
+    this.stream?.destroy();
+  }
+
+  private async reopen(): Promise<void> {
+    this.close();
+    this.stream = await this.open();
+    this.iterator = this.stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    this.buffer = Buffer.alloc(0);
+    this.start = 0;
+  }
+
+  private async pull(): Promise<boolean> {
+    const next = await this.next();
+    if (next === null) return false;
+    this.buffer = Buffer.concat([this.buffer, next]);
+    return true;
+  }
+
+  private async next(): Promise<Buffer | null> {
+    const r = await this.iterator!.next();
+    return r.done ? null : Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+  }
+
+  private short(): never {
+    throw new PermanentError(
+      'DRIVE.SOURCE_SIZE_MISMATCH',
+      `The bytes to upload ended before the ${this.size} bytes announced`,
+    );
+  }
+}

@@ -1,0 +1,198 @@
+import { sql } from 'kysely';
+import { createHash } from 'node:crypto';
+import type { AttachmentAnalyzedV1, EmailReceivedV1 } from '../../contracts/index.js';
+import type { BlobStore } from '../../infra/blobs/blob-store.js';
+import type { ConsumerDefinition, HandlerContext } from '../../infra/broker/handler.js';
+import type { Db } from '../../infra/db/database.js';
+import { appendTimeline } from '../../infra/db/repositories/timeline.repository.js';
+import { describeError, isRetryable, RetryableError } from '../../infra/errors.js';
+import { completeEmailIfFinal } from './email-completion.js';
+import type { FileStore, StoredFile } from './file-store.js';
+import { renderFolderTemplate } from './folder-template.js';
+
+/** What the Drive consumer needs. */
+export interface DriveUploadDeps {
+  store: FileStore;
+  blobs: BlobStore;
+  /** `DRIVE_FOLDER_TEMPLATE`. */
+  folderTemplate: string;
+  /** Uploads at once (default 4). */
+  prefetch?: number;
+}
+
+type Outcome = {
+  status: 'uploaded' | 'skipped' | 'failed';
+  file: StoredFile | null;
+  folder: string;
+  detail: string;
+};
+
+/**
+ * Holds a MySQL named lock (on one pinned connection) while `fn` runs, so that two consumers filing
+ * the same bytes into the same folder at once upload them once: the second finds the first's file.
+ */
+async function withNamedLock<T>(db: Db, name: string, fn: () => Promise<T>): Promise<T> {
+  return db.connection().execute(async (conn) => {
+    const got = await sql<{ ok: number | null }>`SELECT GET_LOCK(${name}, 60) AS ok`.execute(conn);
+    if (Number(got.rows[0]?.ok) !== 1)
+      throw new RetryableError('DRIVE.LOCK_TIMEOUT', `Could not take lock ${name} within 60 s`);
+    try {
+      return await fn();
+    } finally {
+      await sql`SELECT RELEASE_LOCK(${name})`.execute(conn);
+    }
+  });
+}
+
+/**
+ * Consumes `email.received` and `attachment.analyzed`. Accepted attachments are filed in the folder the
+ * template names, exactly once: the file id is reserved and stored before the upload, so a retry after
+ * a crash uploads with the same id and finds the file already there; identical bytes already in the
+ * folder are linked (`skipped`) instead of uploaded again. Other verdicts are final at once. Whenever
+ * every attachment of an email is final, `email.processed` is published (an email with no attachments
+ * as soon as it arrives).
+ */
+export function createDriveUploadHandler(
+  deps: DriveUploadDeps,
+): ConsumerDefinition<'email.received' | 'attachment.analyzed'> {
+  const fileAttachment = async (
+    event: AttachmentAnalyzedV1,
+    ctx: HandlerContext,
+  ): Promise<Outcome | null> => {
+    const d = event.data;
+    const row = await ctx.db
+      .selectFrom('attachments')
+      .innerJoin('emails', 'emails.id', 'attachments.email_id')
+      .select([
+        'attachments.drive_status',
+        'attachments.drive_file_id',
+        'attachments.filename',
+        'attachments.size',
+        'attachments.declared_type',
+        'attachments.detected_type',
+        'emails.from_address',
+        'emails.subject',
+        'emails.received_at',
+      ])
+      .where('attachments.id', '=', d.attachmentId)
+      .executeTakeFirst();
+    if (!row)
+      throw new RetryableError(
+        'DRIVE.ATTACHMENT_UNKNOWN',
+        `Attachment ${d.attachmentId} is not recorded (yet)`,
+      );
+    if (row.drive_status !== 'pending') return null; // already final: only the completion check is left
+    const segments = renderFolderTemplate(deps.folderTemplate, {
+      date: row.received_at,
+      from: row.from_address,
+      subject: row.subject,
+    });
+    const folder = segments.join('/');
+    if (d.verdict !== 'accepted')
+      return { status: 'skipped', file: null, folder, detail: `${d.verdict}: not filed` };
+    try {
+      const folderId = await deps.store.ensureFolder(segments);
+      const lockName = `postroom:file:${createHash('sha256').update(`${folderId}\n${d.sha256}`).digest('hex').slice(0, 40)}`;
+      return await withNamedLock(ctx.db, lockName, async () => {
+        let fileId = row.drive_file_id;
+        const existing = await deps.store.findBySha256(folderId, d.sha256);
+        if (existing && existing.fileId !== fileId)
+          return {
+            status: 'skipped',
+            file: existing,
+            folder,
+            detail: `same bytes already filed as ${existing.fileId}`,
+          } satisfies Outcome;
+        if (!fileId) {
+          // Reserved and stored before the upload: a retry after a crash reuses it (a 409 then means "already there").
+          fileId = await deps.store.reserveFileId();
+          await ctx.db
+            .updateTable('attachments')
+            .set({ drive_file_id: fileId, drive_folder: folder })
+            .where('id', '=', d.attachmentId)
+            .execute();
+        }
+        const result = await deps.store.upload({
+          fileId,
+          folderId,
+          name: row.filename,
+          mimeType: row.detected_type ?? (row.declared_type || 'application/octet-stream'),
+          size: Number(row.size),
+          sha256: d.sha256,
+          appProperties: { emailId: d.emailId, attachmentId: d.attachmentId },
+          open: () => deps.blobs.open(d.sha256),
+        });
+        return {
+          status: 'uploaded',
+          file: { fileId: result.fileId, link: result.link },
+          folder,
+          detail: result.alreadyExisted
+            ? `already uploaded as ${result.fileId}`
+            : `uploaded as ${result.fileId}`,
+        } satisfies Outcome;
+      });
+    } catch (err) {
+      if (isRetryable(err) && !ctx.lastAttempt) throw err;
+      ctx.log.warn({ err, attachmentId: d.attachmentId }, 'filing failed for good');
+      return { status: 'failed', file: null, folder, detail: describeError(err) };
+    }
+  };
+
+  return {
+    name: 'drive-upload',
+    events: ['email.received', 'attachment.analyzed'],
+    prefetch: deps.prefetch ?? 4,
+    async handle(event, ctx) {
+      if (event.type === 'email.received') {
+        const e = event as EmailReceivedV1;
+        await ctx.commit((trx, emit) => completeEmailIfFinal(trx, e.data.emailId, emit, ctx));
+        return;
+      }
+      const e = event as AttachmentAnalyzedV1;
+      const outcome = await fileAttachment(e, ctx);
+      await ctx.commit(async (trx, emit) => {
+        if (outcome) {
+          const updated = await trx
+            .updateTable('attachments')
+            .set({
+              drive_status: outcome.status,
+              drive_file_id: outcome.file?.fileId ?? null,
+              drive_link: outcome.file?.link ?? null,
+              drive_folder: outcome.folder,
+              uploaded_at: outcome.status === 'uploaded' ? new Date() : null,
+            })
+            .where('id', '=', e.data.attachmentId)
+            .where('drive_status', '=', 'pending')
+            .executeTakeFirst();
+          if (Number(updated.numUpdatedRows) > 0) {
+            await appendTimeline(trx, [
+              {
+                emailId: e.data.emailId,
+                stage: 'drive',
+                event: `attachment.${outcome.status}`,
+                detail: outcome.detail,
+              },
+            ]);
+            emit(
+              ctx.event('attachment.uploaded', {
+                attachmentId: e.data.attachmentId,
+                emailId: e.data.emailId,
+                status: outcome.status,
+                fileId: outcome.file?.fileId ?? null,
+                link: outcome.file?.link ?? null,
+                folder: outcome.folder,
+                backend: deps.store.backend,
+              }),
+            );
+          }
+        }
+        await completeEmailIfFinal(trx, e.data.emailId, emit, ctx);
+      });
+      if (outcome)
+        ctx.log.info(
+          { attachmentId: e.data.attachmentId, status: outcome.status, folder: outcome.folder },
+          'attachment filed',
+        );
+    },
+  };
+}

@@ -1,0 +1,63 @@
+import type { Transaction } from 'kysely';
+import type { Database } from '../../infra/db/database.js';
+import type { Emit, HandlerContext } from '../../infra/broker/handler.js';
+import { appendTimeline } from '../../infra/db/repositories/timeline.repository.js';
+
+/**
+ * Closes an email when every attachment is final: its row is locked (`FOR UPDATE`) so that two
+ * consumers finishing its last two attachments at once serialize here, and exactly one of them sees
+ * everything final and publishes `email.processed`. Call inside the transaction that made the last
+ * change. Returns true when this call closed the email.
+ */
+export async function completeEmailIfFinal(
+  trx: Transaction<Database>,
+  emailId: string,
+  emit: Emit,
+  ctx: Pick<HandlerContext, 'event'>,
+): Promise<boolean> {
+  const email = await trx
+    .selectFrom('emails')
+    .select(['id', 'status', 'message_id', 'source', 'subject', 'from_address', 'chat_id'])
+    .where('id', '=', emailId)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!email || email.status === 'done') return false;
+  const attachments = await trx
+    .selectFrom('attachments')
+    .select(['id', 'filename', 'verdict', 'reason', 'drive_status', 'drive_link'])
+    .where('email_id', '=', emailId)
+    .orderBy('seq')
+    .execute();
+  const final = attachments.every((a) => a.verdict !== 'pending' && a.drive_status !== 'pending');
+  if (!final) return false;
+  const now = new Date();
+  await trx.updateTable('emails').set({ status: 'done', done_at: now }).where('id', '=', emailId).execute();
+  await appendTimeline(trx, [
+    {
+      emailId,
+      stage: 'drive',
+      event: 'email.processed',
+      detail: `${attachments.length} attachment(s) final`,
+      at: now,
+    },
+  ]);
+  emit(
+    ctx.event('email.processed', {
+      emailId,
+      messageId: email.message_id,
+      source: email.source === 'telegram' ? 'telegram' : 'imap',
+      subject: email.subject,
+      from: email.from_address,
+      chatId: email.chat_id,
+      attachments: attachments.map((a) => ({
+        attachmentId: a.id,
+        filename: a.filename,
+        verdict: a.verdict as 'accepted' | 'quarantined' | 'rejected',
+        reason: a.reason ?? '',
+        driveStatus: a.drive_status as 'uploaded' | 'skipped' | 'failed',
+        link: a.drive_link,
+      })),
+    }),
+  );
+  return true;
+}

@@ -1,0 +1,291 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { Db } from '../db/database.js';
+import { PermanentError, PostroomError, RetryableError } from '../errors.js';
+import type { BlobInfo, BlobStore } from './blob-store.js';
+
+/** Options of the MySQL blob store. */
+export interface MysqlBlobStoreOptions {
+  /**
+   * Bytes per `blob_chunks` row (default 1 MiB). Each chunk travels in one INSERT, hex-escaped (twice its
+   * size), so it must stay well under the server's `max_allowed_packet` (16 MiB on MariaDB): at most 4 MiB.
+   */
+  chunkSize?: number;
+  /** Attempts of the final transaction when the server reports a deadlock or lock wait timeout (default 5). */
+  commitAttempts?: number;
+}
+
+/** Default bytes per chunk row. */
+export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
+const MAX_CHUNK_SIZE = 4 * 1024 * 1024;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+const TMP_PREFIX = 'tmp:';
+// MariaDB/MySQL error numbers worth another attempt of the same transaction.
+const ER_LOCK_WAIT_TIMEOUT = 1205;
+const ER_LOCK_DEADLOCK = 1213;
+
+/**
+ * A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits. Temporary chunk keys use it so
+ * that their age can be read from the key alone (`blob_chunks` has no timestamp) and so that keys of one
+ * age form a contiguous range of the primary key, which {@link sweepTemporaryChunks} deletes.
+ */
+export function uuidV7(now = Date.now()): string {
+  const b = randomBytes(16);
+  b.writeUIntBE(now, 0, 6);
+  b[6] = 0x70 | (b[6]! & 0x0f);
+  b[8] = 0x80 | (b[8]! & 0x3f);
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** The `tmp:` key prefix shared by every upload that started before `at`, ordered like the keys. */
+function tmpKeyBound(at: Date): string {
+  const h = Math.max(0, at.getTime()).toString(16).padStart(12, '0');
+  return `${TMP_PREFIX}${h.slice(0, 8)}-${h.slice(8, 12)}`;
+}
+
+function errno(err: unknown): number | undefined {
+  const n = (err as { errno?: unknown } | null)?.errno;
+  return typeof n === 'number' ? n : undefined;
+}
+
+/** Wraps a database failure with what was being done; our own typed errors pass through. */
+function storeError(what: string, err: unknown, details?: Record<string, unknown>): PostroomError {
+  if (err instanceof PostroomError) return err;
+  return new RetryableError(
+    'BLOB.STORE_FAILED',
+    `Blob store: ${what} failed: ${(err as Error)?.message ?? String(err)}`,
+    {
+      cause: err,
+      details,
+    },
+  );
+}
+
+/** The input as an async sequence of Buffers, whatever the stream's encoding. */
+async function* chunksOf(input: Readable | Buffer): AsyncGenerator<Buffer> {
+  if (Buffer.isBuffer(input)) {
+    yield input;
+    return;
+  }
+  for await (const c of input as AsyncIterable<Buffer | string | Uint8Array>) {
+    if (typeof c === 'string') yield Buffer.from(c);
+    else if (Buffer.isBuffer(c)) yield c;
+    else yield Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+  }
+}
+
+/**
+ * A {@link BlobStore} in the `blobs` and `blob_chunks` tables.
+ *
+ * `put` hashes the input while it writes it in chunks under a temporary key `tmp:<uuidv7>`, holding at
+ * most one chunk in memory; then one transaction inserts the `blobs` row and renames the chunks to the
+ * SHA-256 key, or, when the row is already there (identical bytes, perhaps stored concurrently by
+ * another process), deletes the temporary chunks. A `blobs` row therefore exists only once every chunk
+ * is in place. A crash mid-upload leaves temporary chunks, which {@link sweepTemporaryChunks} removes.
+ */
+export function createMysqlBlobStore(db: Db, options: MysqlBlobStoreOptions = {}): BlobStore {
+  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE)
+    throw new RangeError(`chunkSize must be an integer from 1 to ${MAX_CHUNK_SIZE}, got ${chunkSize}`);
+  const commitAttempts = Math.max(1, options.commitAttempts ?? 5);
+
+  async function deleteKey(key: string): Promise<void> {
+    await db.deleteFrom('blob_chunks').where('blob_key', '=', key).execute();
+  }
+
+  /** Inserts the blob row and renames the chunks, or drops them when the blob exists already. */
+  async function commit(tmpKey: string, info: BlobInfo, chunkCount: number): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await db.transaction().execute(async (trx) => {
+          // INSERT IGNORE waits for a concurrent uncommitted insert of the same hash, then ignores it.
+          const r = await trx
+            .insertInto('blobs')
+            .ignore()
+            .values({ sha256: info.sha256, size: info.size, chunk_count: chunkCount, created_at: new Date() })
+            .executeTakeFirst();
+          if (Number(r.numInsertedOrUpdatedRows ?? 0) === 1) {
+            await trx
+              .updateTable('blob_chunks')
+              .set({ blob_key: info.sha256 })
+              .where('blob_key', '=', tmpKey)
+              .execute();
+          } else {
+            await trx.deleteFrom('blob_chunks').where('blob_key', '=', tmpKey).execute();
+          }
+        });
+        return;
+      } catch (err) {
+        const n = errno(err);
+        if (attempt < commitAttempts && (n === ER_LOCK_DEADLOCK || n === ER_LOCK_WAIT_TIMEOUT)) {
+          await new Promise((r) => setTimeout(r, 20 * attempt + Math.random() * 50));
+          continue;
+        }
+        throw storeError(`committing blob ${info.sha256}`, err, { sha256: info.sha256 });
+      }
+    }
+  }
+
+  async function put(input: Readable | Buffer, putOptions: { maxBytes?: number } = {}): Promise<BlobInfo> {
+    const maxBytes = putOptions.maxBytes ?? Number.POSITIVE_INFINITY;
+    const tmpKey = `${TMP_PREFIX}${uuidV7()}`;
+    const hash = createHash('sha256');
+    let size = 0;
+    let seq = 0;
+    const pending: Buffer[] = [];
+    let pendingBytes = 0;
+    let wroteAny = false;
+
+    /** Moves the first `n` pending bytes into one new buffer (one copy, whatever the input's pieces). */
+    const takeChunk = (n: number): Buffer => {
+      const out = Buffer.allocUnsafe(n);
+      let offset = 0;
+      while (offset < n) {
+        const piece = pending[0]!;
+        const take = Math.min(piece.length, n - offset);
+        piece.copy(out, offset, 0, take);
+        offset += take;
+        if (take === piece.length) pending.shift();
+        else pending[0] = piece.subarray(take);
+      }
+      pendingBytes -= n;
+      return out;
+    };
+
+    const writeChunk = async (data: Buffer): Promise<void> => {
+      wroteAny = true;
+      try {
+        await db.insertInto('blob_chunks').values({ blob_key: tmpKey, seq, data }).execute();
+      } catch (err) {
+        throw storeError(`writing chunk ${seq} of an upload`, err, { blobKey: tmpKey, seq });
+      }
+      seq++;
+    };
+
+    try {
+      for await (const chunk of chunksOf(input)) {
+        size += chunk.length;
+        if (size > maxBytes) {
+          throw new PermanentError('BLOB.TOO_LARGE', `Blob refused: more than ${maxBytes} bytes`, {
+            details: { maxBytes },
+          });
+        }
+        hash.update(chunk);
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        while (pendingBytes >= chunkSize) await writeChunk(takeChunk(chunkSize));
+      }
+      if (pendingBytes > 0) await writeChunk(takeChunk(pendingBytes));
+      const info: BlobInfo = { sha256: hash.digest('hex'), size };
+      await commit(tmpKey, info, seq);
+      return info;
+    } catch (err) {
+      // Leave nothing behind. If this cleanup fails too, the sweep removes the chunks later.
+      if (wroteAny) await deleteKey(tmpKey).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async function stat(sha256: string): Promise<BlobInfo | null> {
+    if (!SHA256_HEX.test(sha256)) return null;
+    try {
+      const row = await db
+        .selectFrom('blobs')
+        .select(['sha256', 'size'])
+        .where('sha256', '=', sha256)
+        .executeTakeFirst();
+      return row ? { sha256: row.sha256, size: Number(row.size) } : null;
+    } catch (err) {
+      throw storeError(`reading blob ${sha256}`, err, { sha256 });
+    }
+  }
+
+  async function open(sha256: string): Promise<Readable> {
+    const notFound = () =>
+      new PermanentError('BLOB.NOT_FOUND', `Blob ${sha256} is not stored`, { details: { sha256 } });
+    if (!SHA256_HEX.test(sha256)) throw notFound();
+    let row: { size: number; chunk_count: number } | undefined;
+    try {
+      row = await db
+        .selectFrom('blobs')
+        .select(['size', 'chunk_count'])
+        .where('sha256', '=', sha256)
+        .executeTakeFirst();
+    } catch (err) {
+      throw storeError(`opening blob ${sha256}`, err, { sha256 });
+    }
+    if (!row) throw notFound();
+    const chunkCount = Number(row.chunk_count);
+    const size = Number(row.size);
+    const hash = createHash('sha256');
+    let seq = 0;
+    let read = 0;
+    const corrupt = (why: string) =>
+      new PermanentError('BLOB.CORRUPT', `Blob ${sha256} is damaged: ${why}`, { details: { sha256, seq } });
+
+    // One query per chunk, issued only when the consumer asks for more: a chunk is bigger than the
+    // high-water mark, so at most one chunk waits in the stream's buffer.
+    return new Readable({
+      read() {
+        if (seq >= chunkCount) {
+          // Check the bytes against their address before declaring the end.
+          const digest = hash.digest('hex');
+          if (read !== size) this.destroy(corrupt(`${read} bytes read, ${size} expected`));
+          else if (digest !== sha256) this.destroy(corrupt('content does not match its SHA-256'));
+          else this.push(null);
+          return;
+        }
+        db.selectFrom('blob_chunks')
+          .select('data')
+          .where('blob_key', '=', sha256)
+          .where('seq', '=', seq)
+          .executeTakeFirst()
+          .then(
+            (chunk) => {
+              if (!chunk) return this.destroy(corrupt(`chunk ${seq} is missing`));
+              const data = Buffer.isBuffer(chunk.data) ? chunk.data : Buffer.from(chunk.data);
+              seq++;
+              read += data.length;
+              hash.update(data);
+              this.push(data);
+            },
+            (err: unknown) =>
+              this.destroy(storeError(`reading chunk ${seq} of blob ${sha256}`, err, { sha256, seq })),
+          );
+      },
+    });
+  }
+
+  async function read(sha256: string): Promise<Buffer> {
+    const stream = await open(sha256);
+    const parts: Buffer[] = [];
+    for await (const c of stream as AsyncIterable<Buffer>) parts.push(c);
+    return Buffer.concat(parts);
+  }
+
+  return { put, open, read, stat };
+}
+
+/**
+ * Deletes the temporary chunks of uploads that started before `olderThan` and never finished (the
+ * process died mid-upload). Pass a time well before the longest upload can take (an hour ago, say):
+ * a live upload's chunks would be deleted under it. Deletes in small batches; returns the rows deleted.
+ */
+export async function sweepTemporaryChunks(db: Db, olderThan: Date, batchSize = 50): Promise<number> {
+  // Keys are `tmp:<uuidv7>`: hex of the start time first, so every older upload sorts below the bound,
+  // and every SHA-256 key (hex digits only) sorts below `tmp:`.
+  const bound = tmpKeyBound(olderThan);
+  let total = 0;
+  for (;;) {
+    const r = await db
+      .deleteFrom('blob_chunks')
+      .where('blob_key', '>=', TMP_PREFIX)
+      .where('blob_key', '<', bound)
+      .limit(batchSize)
+      .executeTakeFirst();
+    const n = Number(r.numDeletedRows);
+    total += n;
+    if (n < batchSize) return total;
+  }
+}

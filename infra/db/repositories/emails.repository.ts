@@ -1,0 +1,307 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { Kysely, Transaction } from 'kysely';
+import { createEvent } from '../../broker/events.js';
+import { enqueueEvents, signalOutbox } from '../../broker/outbox.js';
+import type { Database } from '../tables/index.js';
+import { appendTimeline } from './timeline.repository.js';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** Where a recorded email came from: an IMAP mailbox (UID known) or a file sent to the Telegram bot. */
+export type EmailOrigin =
+  | {
+      source: 'imap';
+      /** Mailbox path the mail was read from. */
+      mailbox: string;
+      /** Its UID there, to apply IMAP_AFTER after the commit. */
+      uid: number;
+      /** The mailbox's UIDVALIDITY, decimal. */
+      uidValidity: string;
+    }
+  | {
+      source: 'telegram';
+      /** Chat the file came from. */
+      chatId: string;
+    };
+
+/**
+ * The facts of one email `recordEmail` needs. The IMAP poller's `ParsedEmail` fits it as is (declared
+ * here, not imported, so infra/ does not depend on producers/).
+ */
+export interface EmailFacts {
+  /** Message-ID, with or without angle brackets. */
+  messageId: string;
+  /** Decoded subject (cut to 2000 characters). */
+  subject: string;
+  /** Sender address, lower case (cut to 320 characters). */
+  from: string;
+  /** Raw message size in bytes. */
+  size: number;
+  /** Parsing problems (the first 50 are kept). */
+  warnings: string[];
+  /** Attachments in document order; their bytes are in the blob store when `stored`. */
+  attachments: Array<{
+    id: string;
+    parentId: string | null;
+    filename: string;
+    originalFilename: string;
+    declaredType: string;
+    disposition: 'attachment' | 'inline';
+    contentId: string | null;
+    size: number;
+    sha256: string;
+    stored: boolean;
+  }>;
+}
+
+/** What `recordEmail` records. */
+export type RecordEmailInput = EmailOrigin & {
+  /** The parsed email; its attachments' bytes are already in the blob store. */
+  parsed: EmailFacts;
+  /** When the mail was received (IMAP internal date, else its Date header, else now). */
+  receivedAt: Date;
+};
+
+/** Most warnings kept per email, and longest warning (characters): the column is TEXT (64 KiB). */
+const MAX_WARNINGS = 50;
+const MAX_WARNING_LENGTH = 500;
+// MariaDB/MySQL "duplicate entry" error: another process recorded the same Message-ID first.
+const ER_DUP_ENTRY = 1062;
+
+/** Cuts a string to at most `max` code points without splitting a surrogate pair. */
+function clip(value: string, max: number): string {
+  if (value.length <= max) return value;
+  return Array.from(value).slice(0, max).join('');
+}
+
+/** The Message-ID as compared for deduplication: trimmed, without its angle brackets. Case is kept (RFC 5322). */
+export function normalizeMessageId(messageId: string): string {
+  return messageId.trim().replace(/^<+/, '').replace(/>+$/, '').trim();
+}
+
+/** SHA-256 (hex) of the normalized Message-ID: the unique key of `emails`. Use it to look an email up by Message-ID. */
+export function messageIdHash(messageId: string): string {
+  return createHash('sha256').update(normalizeMessageId(messageId), 'utf8').digest('hex');
+}
+
+/** The id of the email with this Message-ID, or null. */
+export async function findEmailIdByMessageId(db: Db, messageId: string): Promise<string | null> {
+  const row = await db
+    .selectFrom('emails')
+    .select('id')
+    .where('message_id_hash', '=', messageIdHash(messageId))
+    .executeTakeFirst();
+  return row?.id ?? null;
+}
+
+function isDuplicateKey(err: unknown): boolean {
+  return (err as { errno?: unknown } | null)?.errno === ER_DUP_ENTRY;
+}
+
+/**
+ * Records one email in ONE transaction: the `emails` row, its attachments (verdict and Drive status
+ * `pending`), an `ingest` timeline entry and the outbox events `email.received` and one
+ * `attachment.stored` per attachment (correlation id: the email id); signals the outbox relay after
+ * the commit. The same Message-ID twice is one email: the second call records nothing and answers
+ * `created: false` with the first email's id (also when two processes race: the unique key decides).
+ * Throws `ValidationError` when an event breaks its contract (nothing is written then).
+ */
+export async function recordEmail(db: Kysely<Database>, input: RecordEmailInput): Promise<{ emailId: string; created: boolean }> {
+  const { parsed } = input;
+  const messageId = normalizeMessageId(parsed.messageId);
+  const hash = messageIdHash(messageId);
+  const existing = await findEmailIdByMessageId(db, messageId);
+  if (existing) return { emailId: existing, created: false };
+
+  const emailId = randomUUID();
+  const now = new Date();
+  const storedMessageId = clip(messageId, 998);
+  const subject = clip(parsed.subject, 2000);
+  const from = clip(parsed.from, 320);
+  const warnings = parsed.warnings.slice(0, MAX_WARNINGS).map((w) => clip(w, MAX_WARNING_LENGTH));
+  if (parsed.warnings.length > MAX_WARNINGS) warnings.push(`${parsed.warnings.length - MAX_WARNINGS} more warnings not kept`);
+  const imap = input.source === 'imap' ? input : null;
+  const attachments = parsed.attachments.map((a, seq) => ({
+    id: a.id,
+    email_id: emailId,
+    parent_id: a.parentId,
+    seq,
+    filename: clip(a.filename, 255),
+    original_filename: clip(a.originalFilename, 2000),
+    size: a.size,
+    sha256: a.sha256,
+    stored: a.stored ? 1 : 0,
+    declared_type: clip(a.declaredType, 255),
+    detected_type: null,
+    disposition: a.disposition,
+    content_id: a.contentId === null ? null : clip(a.contentId, 255),
+    verdict: 'pending',
+    reason: null,
+    image_width: null,
+    image_height: null,
+    image_format: null,
+    image_orientation: null,
+    thumbnail_sha256: null,
+    analyzed_at: null,
+    drive_status: 'pending',
+    drive_file_id: null,
+    drive_link: null,
+    drive_folder: null,
+    uploaded_at: null,
+    created_at: now,
+  }));
+
+  // Events are built (and validated) before the transaction: a contract breach writes nothing.
+  const origin = { correlationId: emailId, causationId: null };
+  const events = [
+    createEvent(
+      'email.received',
+      {
+        emailId,
+        messageId: storedMessageId,
+        source: input.source,
+        subject,
+        from,
+        receivedAt: input.receivedAt.toISOString(),
+        attachmentCount: attachments.length,
+        warnings,
+        chatId: input.source === 'telegram' ? input.chatId : null,
+      },
+      origin,
+    ),
+    ...attachments.map((a) =>
+      createEvent(
+        'attachment.stored',
+        {
+          attachmentId: a.id,
+          emailId,
+          sha256: a.sha256,
+          size: a.size,
+          stored: a.stored === 1,
+          filename: a.filename,
+          originalFilename: a.original_filename,
+          declaredType: a.declared_type,
+          disposition: a.disposition as 'attachment' | 'inline',
+          parentId: a.parent_id,
+        },
+        origin,
+      ),
+    ),
+  ];
+
+  try {
+    await db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('emails')
+        .values({
+          id: emailId,
+          message_id: storedMessageId,
+          message_id_hash: hash,
+          source: input.source,
+          subject,
+          from_address: from,
+          received_at: input.receivedAt,
+          status: 'processing',
+          warnings: JSON.stringify(warnings),
+          size: parsed.size,
+          attachment_count: attachments.length,
+          mailbox: imap?.mailbox ?? null,
+          uid: imap?.uid ?? null,
+          uid_validity: imap?.uidValidity ?? null,
+          imap_after_at: null,
+          chat_id: input.source === 'telegram' ? input.chatId : null,
+          created_at: now,
+          done_at: null,
+        })
+        .execute();
+      for (let i = 0; i < attachments.length; i += 200) await trx.insertInto('attachments').values(attachments.slice(i, i + 200)).execute();
+      const where = imap ? `imap ${imap.mailbox} uid ${imap.uid}` : `telegram chat ${input.source === 'telegram' ? input.chatId : ''}`;
+      await appendTimeline(trx, [
+        {
+          emailId,
+          stage: 'ingest',
+          event: 'email.received',
+          detail: `${where}: ${attachments.length} attachment(s), ${warnings.length} warning(s)`,
+          at: now,
+        },
+      ]);
+      await enqueueEvents(trx, events);
+    });
+  } catch (err) {
+    if (isDuplicateKey(err)) {
+      const winner = await findEmailIdByMessageId(db, messageId);
+      if (winner) return { emailId: winner, created: false };
+    }
+    throw err;
+  }
+  signalOutbox();
+  return { emailId, created: true };
+}
+
+/** An IMAP email whose IMAP_AFTER action is still to do (the process stopped between commit and flag update). */
+export interface PendingImapAfter {
+  emailId: string;
+  uid: number;
+}
+
+/** IMAP emails of a mailbox (under this UIDVALIDITY) whose IMAP_AFTER was not applied yet, oldest first. */
+export async function listPendingImapAfter(db: Db, mailbox: string, uidValidity: string, limit = 1000): Promise<PendingImapAfter[]> {
+  const rows = await db
+    .selectFrom('emails')
+    .select(['id', 'uid'])
+    .where('imap_after_at', 'is', null)
+    .where('mailbox', '=', mailbox)
+    .where('source', '=', 'imap')
+    .where('uid_validity', '=', uidValidity)
+    .orderBy('uid')
+    .limit(limit)
+    .execute();
+  return rows.filter((r) => r.uid !== null).map((r) => ({ emailId: r.id, uid: Number(r.uid) }));
+}
+
+/**
+ * Marks IMAP_AFTER as applied (`imap_after_at`) and notes it on the timeline; does nothing when it
+ * was already marked. `action` is `seen`, `moved to <folder>` or `none`.
+ */
+export async function markImapAfterApplied(db: Kysely<Database>, emailId: string, action: string): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    const now = new Date();
+    const res = await trx
+      .updateTable('emails')
+      .set({ imap_after_at: now })
+      .where('id', '=', emailId)
+      .where('imap_after_at', 'is', null)
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) > 0)
+      await appendTimeline(trx, [{ emailId, stage: 'ingest', event: 'imap.after', detail: action, at: now }]);
+  });
+}
+
+/** How far the poller got in one mailbox. */
+export interface ImapCheckpoint {
+  /** UIDVALIDITY, decimal. */
+  uidValidity: string;
+  /** Highest UID whose email is committed (0: none yet). */
+  lastUid: number;
+}
+
+/** The checkpoint of (account, mailbox), or null before the first message. */
+export async function getImapCheckpoint(db: Db, account: string, mailbox: string): Promise<ImapCheckpoint | null> {
+  const row = await db
+    .selectFrom('imap_checkpoints')
+    .select(['uid_validity', 'last_uid'])
+    .where('account', '=', account)
+    .where('mailbox', '=', mailbox)
+    .executeTakeFirst();
+  return row ? { uidValidity: row.uid_validity, lastUid: Number(row.last_uid) } : null;
+}
+
+/** Writes the checkpoint of (account, mailbox) (insert or update). */
+export async function saveImapCheckpoint(db: Db, account: string, mailbox: string, checkpoint: ImapCheckpoint): Promise<void> {
+  const now = new Date();
+  await db
+    .insertInto('imap_checkpoints')
+    .values({ account, mailbox, uid_validity: checkpoint.uidValidity, last_uid: checkpoint.lastUid, updated_at: now })
+    .onDuplicateKeyUpdate({ uid_validity: checkpoint.uidValidity, last_uid: checkpoint.lastUid, updated_at: now })
+    .execute();
+}
