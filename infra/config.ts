@@ -38,6 +38,18 @@ export const ConfigSchema = Type.Object(
     }),
     API_TOKENS: optionalString('Comma list of bearer tokens for /api/*; none set: /api/* answers 401'),
     JWT_SECRET: optionalString('When set, HS256 JWTs signed with it are accepted as bearer tokens'),
+    API_CORS_ORIGINS: Type.Optional(
+      Type.String({
+        pattern: '^(\\*|https?://[A-Za-z0-9.:\\[\\]-]+(\\s*,\\s*https?://[A-Za-z0-9.:\\[\\]-]+)*)$',
+        description: 'Comma list of browser origins (https://ops.example) allowed to call /api/* cross-origin, or *; CORS is off when unset',
+      }),
+    ),
+    API_RATE_LIMIT_PER_MINUTE: Type.Integer({
+      default: 600,
+      minimum: 0,
+      maximum: 1_000_000,
+      description: 'Requests per minute allowed to each API token (bursts up to the same number); 0 turns the limit off',
+    }),
     IMAP_HOST: optionalString('IMAP server; the poller is off when unset'),
     IMAP_PORT: Type.Integer({ default: 993, minimum: 1, maximum: 65535, description: 'IMAP port' }),
     IMAP_SECURE: Type.Boolean({ default: true, description: 'Use TLS from the first byte' }),

@@ -25,4 +25,6 @@ export interface RoleHandle {
   readiness?: ReadinessCheck[];
   /** HTTP routes the role serves (the status API, the Telegram webhook). */
   routers?: { path: string; router: Router }[];
+  /** What the role adds to the OpenAPI document (paths and component schemas). */
+  openapi?: { paths?: Record<string, unknown>; schemas?: Record<string, unknown> };
 }

@@ -10,8 +10,19 @@ export const SUBSCRIPTIONS = {
   'attachment-analysis': ['attachment.stored'],
   /** Files accepted attachments; closes emails whose attachments are all final. */
   'drive-upload': ['email.received', 'attachment.analyzed'],
-  /** Calls the hooks of HOOKS_FILE. */
-  'outbound-api': ['email.received', 'attachment.analyzed', 'attachment.uploaded', 'email.processed'],
+  /**
+   * Calls the hooks of HOOKS_FILE: every event a hook may name, that is every type except
+   * `outbound.completed` (a hook on the completion of hook calls would call itself forever).
+   */
+  'outbound-api': [
+    'email.received',
+    'attachment.stored',
+    'attachment.analyzed',
+    'attachment.uploaded',
+    'email.processed',
+    'telegram.update',
+    'notification.sent',
+  ],
   /** Answers Telegram commands and takes in files sent to the bot. */
   'telegram-bot': ['telegram.update'],
   /** Tells subscribed Telegram chats about processed emails. */

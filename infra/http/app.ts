@@ -30,16 +30,24 @@ export interface AppOptions {
   readiness: readonly ReadinessCheck[];
   /** The OpenAPI document served at /openapi.json and /docs. */
   openapi: () => Record<string, unknown>;
-  /** Routers mounted after the public routes (status API, Telegram webhook). */
-  routers?: readonly { path: string; router: Router }[];
+}
+
+/** The app and where roles mount their routes once they start. */
+export interface PostroomApp {
+  app: Express;
+  /** Mounts a role's router (status API, Telegram webhook) before the 404 handler. */
+  mount(path: string, router: Router): void;
 }
 
 /**
  * The Express app of a process: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/docs`, then the
  * routers of the roles it runs. Every answer carries `X-Request-Id`; every error is JSON.
  */
-export function createApp(opts: AppOptions): Express {
+export function createApp(opts: AppOptions): PostroomApp {
   const app = express();
+  // Roles start after the server listens (so /healthz and /readyz answer during start-up); their
+  // routes go into this router, which sits before the 404 handler.
+  const roleRoutes = express.Router();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
   const log = opts.log.child({ module: 'http' });
@@ -92,9 +100,9 @@ export function createApp(opts: AppOptions): Express {
   });
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(undefined, { swaggerOptions: { url: '/openapi.json' } }));
 
-  for (const r of opts.routers ?? []) app.use(r.path, r.router);
+  app.use(roleRoutes);
 
   app.use(notFound);
   app.use(errorHandler);
-  return app;
+  return { app, mount: (path, router) => void roleRoutes.use(path, router) };
 }

@@ -106,7 +106,10 @@ function isDuplicateKey(err: unknown): boolean {
  * `created: false` with the first email's id (also when two processes race: the unique key decides).
  * Throws `ValidationError` when an event breaks its contract (nothing is written then).
  */
-export async function recordEmail(db: Kysely<Database>, input: RecordEmailInput): Promise<{ emailId: string; created: boolean }> {
+export async function recordEmail(
+  db: Kysely<Database>,
+  input: RecordEmailInput,
+): Promise<{ emailId: string; created: boolean }> {
   const { parsed } = input;
   const messageId = normalizeMessageId(parsed.messageId);
   const hash = messageIdHash(messageId);
@@ -119,7 +122,8 @@ export async function recordEmail(db: Kysely<Database>, input: RecordEmailInput)
   const subject = clip(parsed.subject, 2000);
   const from = clip(parsed.from, 320);
   const warnings = parsed.warnings.slice(0, MAX_WARNINGS).map((w) => clip(w, MAX_WARNING_LENGTH));
-  if (parsed.warnings.length > MAX_WARNINGS) warnings.push(`${parsed.warnings.length - MAX_WARNINGS} more warnings not kept`);
+  if (parsed.warnings.length > MAX_WARNINGS)
+    warnings.push(`${parsed.warnings.length - MAX_WARNINGS} more warnings not kept`);
   const imap = input.source === 'imap' ? input : null;
   const attachments = parsed.attachments.map((a, seq) => ({
     id: a.id,
@@ -214,8 +218,14 @@ export async function recordEmail(db: Kysely<Database>, input: RecordEmailInput)
           done_at: null,
         })
         .execute();
-      for (let i = 0; i < attachments.length; i += 200) await trx.insertInto('attachments').values(attachments.slice(i, i + 200)).execute();
-      const where = imap ? `imap ${imap.mailbox} uid ${imap.uid}` : `telegram chat ${input.source === 'telegram' ? input.chatId : ''}`;
+      for (let i = 0; i < attachments.length; i += 200)
+        await trx
+          .insertInto('attachments')
+          .values(attachments.slice(i, i + 200))
+          .execute();
+      const where = imap
+        ? `imap ${imap.mailbox} uid ${imap.uid}`
+        : `telegram chat ${input.source === 'telegram' ? input.chatId : ''}`;
       await appendTimeline(trx, [
         {
           emailId,
@@ -245,7 +255,12 @@ export interface PendingImapAfter {
 }
 
 /** IMAP emails of a mailbox (under this UIDVALIDITY) whose IMAP_AFTER was not applied yet, oldest first. */
-export async function listPendingImapAfter(db: Db, mailbox: string, uidValidity: string, limit = 1000): Promise<PendingImapAfter[]> {
+export async function listPendingImapAfter(
+  db: Db,
+  mailbox: string,
+  uidValidity: string,
+  limit = 1000,
+): Promise<PendingImapAfter[]> {
   const rows = await db
     .selectFrom('emails')
     .select(['id', 'uid'])
@@ -263,7 +278,11 @@ export async function listPendingImapAfter(db: Db, mailbox: string, uidValidity:
  * Marks IMAP_AFTER as applied (`imap_after_at`) and notes it on the timeline; does nothing when it
  * was already marked. `action` is `seen`, `moved to <folder>` or `none`.
  */
-export async function markImapAfterApplied(db: Kysely<Database>, emailId: string, action: string): Promise<void> {
+export async function markImapAfterApplied(
+  db: Kysely<Database>,
+  emailId: string,
+  action: string,
+): Promise<void> {
   await db.transaction().execute(async (trx) => {
     const now = new Date();
     const res = await trx
@@ -286,7 +305,11 @@ export interface ImapCheckpoint {
 }
 
 /** The checkpoint of (account, mailbox), or null before the first message. */
-export async function getImapCheckpoint(db: Db, account: string, mailbox: string): Promise<ImapCheckpoint | null> {
+export async function getImapCheckpoint(
+  db: Db,
+  account: string,
+  mailbox: string,
+): Promise<ImapCheckpoint | null> {
   const row = await db
     .selectFrom('imap_checkpoints')
     .select(['uid_validity', 'last_uid'])
@@ -297,11 +320,26 @@ export async function getImapCheckpoint(db: Db, account: string, mailbox: string
 }
 
 /** Writes the checkpoint of (account, mailbox) (insert or update). */
-export async function saveImapCheckpoint(db: Db, account: string, mailbox: string, checkpoint: ImapCheckpoint): Promise<void> {
+export async function saveImapCheckpoint(
+  db: Db,
+  account: string,
+  mailbox: string,
+  checkpoint: ImapCheckpoint,
+): Promise<void> {
   const now = new Date();
   await db
     .insertInto('imap_checkpoints')
-    .values({ account, mailbox, uid_validity: checkpoint.uidValidity, last_uid: checkpoint.lastUid, updated_at: now })
-    .onDuplicateKeyUpdate({ uid_validity: checkpoint.uidValidity, last_uid: checkpoint.lastUid, updated_at: now })
+    .values({
+      account,
+      mailbox,
+      uid_validity: checkpoint.uidValidity,
+      last_uid: checkpoint.lastUid,
+      updated_at: now,
+    })
+    .onDuplicateKeyUpdate({
+      uid_validity: checkpoint.uidValidity,
+      last_uid: checkpoint.lastUid,
+      updated_at: now,
+    })
     .execute();
 }

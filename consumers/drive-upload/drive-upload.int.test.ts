@@ -1,0 +1,226 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMysqlBlobStore } from '../../infra/blobs/mysql-blob-store.js';
+import type { Broker } from '../../infra/broker/connection.js';
+import { startConsumer, type RunningConsumer } from '../../infra/broker/consume.js';
+import { createEvent } from '../../infra/broker/events.js';
+import { enqueueEvents, signalOutbox } from '../../infra/broker/outbox.js';
+import { startOutboxRelay, type OutboxRelay } from '../../infra/broker/outbox-relay.js';
+import type { Topology } from '../../infra/broker/topology.js';
+import { recordEmail } from '../../infra/db/repositories/emails.repository.js';
+import { deleteTestTopology, startTestBroker, testLogger, testNamespace, testTopology, waitFor } from '../../test/broker.js';
+import { createTestDatabase, type TestDatabase } from '../../test/db.js';
+import { TEST_AMQP_URL } from '../../test/env.js';
+import { FakeDrive, FOLDER_MIME, guardEgress } from '../../test/fake-drive.js';
+import { sha256, SMALL_PDF } from '../../test/mail-corpus.js';
+import { startTcpProxy } from '../../test/tcp-proxy.js';
+import { createDriveAuth } from './drive-auth.js';
+import { DriveFileStore } from './drive-file-store.js';
+import { createDriveUploadHandler } from './drive-upload.handler.js';
+import type { FileStore } from './file-store.js';
+
+const log = testLogger();
+
+describe('drive-upload consumer', () => {
+  let t: TestDatabase;
+  let fake: FakeDrive;
+  let egress: ReturnType<typeof guardEgress>;
+  let topology: Topology;
+  let broker: Broker;
+  let relay: OutboxRelay;
+  const running: RunningConsumer[] = [];
+
+  beforeAll(async () => {
+    egress = guardEgress();
+    fake = await FakeDrive.start();
+    t = await createTestDatabase('driveupload');
+    topology = testTopology(testNamespace('drive'), { 'drive-upload': ['email.received', 'attachment.analyzed'] });
+    broker = await startTestBroker(topology);
+    relay = startOutboxRelay({ broker, db: t.db, log, pollMs: 200 });
+  });
+  afterAll(async () => {
+    for (const c of running) await c.stop();
+    await relay?.stop();
+    await broker?.close();
+    if (topology) await deleteTestTopology(topology);
+    await t?.drop();
+    await fake?.close();
+    expect(egress.blocked).toEqual([]);
+    egress?.dispose();
+  });
+
+  const newStore = async (): Promise<FileStore> =>
+    new DriveFileStore({
+      auth: await createDriveAuth({ driveMode: 'access-token', DRIVE_ACCESS_TOKEN: 'fake-drive-token' }),
+      db: t.db,
+      rootUrl: fake.url,
+      retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 50 },
+    });
+
+  /** Records an email with one attachment (as the poller would) and publishes its analysis verdict. */
+  async function emailWithAnalyzedAttachment(opts: { from: string; bytes: Buffer; verdict: 'accepted' | 'quarantined' }) {
+    const blobs = createMysqlBlobStore(t.db);
+    const stored = await blobs.put(opts.bytes);
+    const attachmentId = randomUUID();
+    const { emailId } = await recordEmail(t.db, {
+      source: 'imap',
+      mailbox: 'INBOX',
+      uid: 1,
+      uidValidity: '1',
+      receivedAt: new Date('2026-11-26T10:00:00Z'),
+      parsed: {
+        messageId: `${randomUUID()}@test`,
+        subject: 'Invoice',
+        from: opts.from,
+        size: 1000,
+        warnings: [],
+        attachments: [
+          {
+            id: attachmentId,
+            parentId: null,
+            filename: 'invoice.pdf',
+            originalFilename: 'invoice.pdf',
+            declaredType: 'application/pdf',
+            disposition: 'attachment',
+            contentId: null,
+            size: stored.size,
+            sha256: stored.sha256,
+            stored: true,
+          },
+        ],
+      },
+    });
+    await t.db.updateTable('attachments').set({ verdict: opts.verdict, reason: 'test verdict' }).where('id', '=', attachmentId).execute();
+    const analyzed = createEvent(
+      'attachment.analyzed',
+      { attachmentId, emailId, sha256: stored.sha256, verdict: opts.verdict, reason: 'test verdict', detectedType: 'application/pdf', image: null, thumbnailSha256: null },
+      { correlationId: emailId },
+    );
+    await t.db.transaction().execute((trx) => enqueueEvents(trx, [analyzed]));
+    signalOutbox();
+    return { emailId, attachmentId };
+  }
+
+  const attachment = (id: string) => t.db.selectFrom('attachments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+  const uploadedFiles = () => fake.files().filter((f) => f.mimeType !== FOLDER_MIME);
+  const processedEvents = async (emailId: string) =>
+    (await t.db.selectFrom('outbox').select('body').where('routing_key', '=', 'email.processed').execute()).filter(
+      (r) => (JSON.parse(r.body) as { data: { emailId: string } }).data.emailId === emailId,
+    );
+
+  it('uploads nothing twice when the consumer dies after the upload and before the ack', async () => {
+    const proxy = await startTcpProxy(new URL(TEST_AMQP_URL).hostname, Number(new URL(TEST_AMQP_URL).port || 5672));
+    const u = new URL(TEST_AMQP_URL);
+    u.host = `127.0.0.1:${proxy.port}`;
+    const doomedBroker = await startTestBroker(topology, u.toString());
+    const real = await newStore();
+    let uploads = 0;
+    // This "process" uploads, then dies: its broker connection vanishes and it never commits or acks
+    // (the thrown error stands for the end of the process: its database session ends with it).
+    const dying: FileStore = {
+      backend: real.backend,
+      rootFolderId: real.rootFolderId,
+      ensureFolder: (p) => real.ensureFolder(p),
+      reserveFileId: () => real.reserveFileId(),
+      findBySha256: (f, s) => real.findBySha256(f, s),
+      async upload(req) {
+        const r = await real.upload(req);
+        uploads += 1;
+        proxy.pause();
+        void r;
+        throw new Error('process killed after the upload');
+      },
+    };
+    const blobs = createMysqlBlobStore(t.db);
+    const doomed = await startConsumer(createDriveUploadHandler({ store: dying, blobs, folderTemplate: '{yyyy}/{mm}/{from}' }), {
+      broker: doomedBroker,
+      db: t.db,
+      log,
+    });
+    const bytes = Buffer.concat([SMALL_PDF, randomBytes(64)]);
+    const { emailId, attachmentId } = await emailWithAnalyzedAttachment({ from: 'ana@example.com', bytes, verdict: 'accepted' });
+    await waitFor(() => uploads === 1, 15_000, 'first upload');
+    expect(uploadedFiles().filter((f) => f.appProperties?.['attachmentId'] === attachmentId)).toHaveLength(1);
+
+    // The replacement process takes the redelivered message.
+    running.push(await startConsumer(createDriveUploadHandler({ store: await newStore(), blobs, folderTemplate: '{yyyy}/{mm}/{from}' }), { broker, db: t.db, log }));
+    const row = await waitFor(async () => {
+      const a = await attachment(attachmentId);
+      return a.drive_status === 'uploaded' ? a : null;
+    }, 20_000, 'uploaded by the replacement');
+    const files = uploadedFiles().filter((f) => f.appProperties?.['attachmentId'] === attachmentId);
+    expect(files).toHaveLength(1);
+    expect(row.drive_file_id).toBe(files[0]!.id);
+    expect(fake.content(files[0]!.id).equals(bytes)).toBe(true);
+    expect(row.drive_folder).toBe('2026/11/ana@example.com');
+    await waitFor(async () => (await processedEvents(emailId)).length === 1, 10_000, 'email.processed');
+    const email = await t.db.selectFrom('emails').select('status').where('id', '=', emailId).executeTakeFirstOrThrow();
+    expect(email.status).toBe('done');
+
+    await doomed.stop().catch(() => undefined);
+    await doomedBroker.close();
+    await proxy.close();
+  });
+
+  it('links identical bytes already filed in the same folder instead of uploading them again', async () => {
+    const bytes = Buffer.concat([SMALL_PDF, randomBytes(64)]);
+    const first = await emailWithAnalyzedAttachment({ from: 'bo@example.com', bytes, verdict: 'accepted' });
+    const a1 = await waitFor(async () => {
+      const a = await attachment(first.attachmentId);
+      return a.drive_status === 'uploaded' ? a : null;
+    }, 15_000, 'first uploaded');
+    const second = await emailWithAnalyzedAttachment({ from: 'bo@example.com', bytes, verdict: 'accepted' });
+    const a2 = await waitFor(async () => {
+      const a = await attachment(second.attachmentId);
+      return a.drive_status !== 'pending' ? a : null;
+    }, 15_000, 'second final');
+    expect(a2.drive_status).toBe('skipped');
+    expect(a2.drive_file_id).toBe(a1.drive_file_id);
+    expect(a2.drive_link).toBe(a1.drive_link);
+    expect(uploadedFiles().filter((f) => f.appProperties?.['sha256'] === sha256(bytes))).toHaveLength(1);
+  });
+
+  it('files nothing for a quarantined attachment and still closes the email', async () => {
+    const before = uploadedFiles().length;
+    const { emailId, attachmentId } = await emailWithAnalyzedAttachment({ from: 'cy@example.com', bytes: randomBytes(100), verdict: 'quarantined' });
+    await waitFor(async () => (await processedEvents(emailId)).length === 1, 15_000, 'email.processed');
+    const a = await attachment(attachmentId);
+    expect(a.drive_status).toBe('skipped');
+    expect(a.drive_file_id).toBeNull();
+    expect(uploadedFiles().length).toBe(before);
+  });
+
+  it('closes an email without attachments as soon as it arrives', async () => {
+    const emailId = randomUUID();
+    await t.db.insertInto('emails').values({
+      id: emailId,
+      message_id: `${emailId}@test`,
+      message_id_hash: randomBytes(32).toString('hex'),
+      source: 'imap',
+      subject: 'no files',
+      from_address: 'di@example.com',
+      received_at: new Date(),
+      status: 'processing',
+      warnings: '[]',
+      size: 10,
+      attachment_count: 0,
+      mailbox: null,
+      uid: null,
+      uid_validity: null,
+      imap_after_at: null,
+      chat_id: null,
+      created_at: new Date(),
+      done_at: null,
+    }).execute();
+    const received = createEvent(
+      'email.received',
+      { emailId, messageId: `${emailId}@test`, source: 'imap', subject: 'no files', from: 'di@example.com', receivedAt: new Date().toISOString(), attachmentCount: 0, warnings: [], chatId: null },
+      { correlationId: emailId },
+    );
+    await t.db.transaction().execute((trx) => enqueueEvents(trx, [received]));
+    signalOutbox();
+    await waitFor(async () => (await processedEvents(emailId)).length === 1, 15_000, 'email.processed');
+    const [e] = await processedEvents(emailId);
+    expect(JSON.parse(e!.body).data.attachments).toEqual([]);
+  });
+});

@@ -1,0 +1,114 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from './infra/config.js';
+import { startPostroom, type Postroom } from './main.js';
+import { testLogger, testNamespace, waitFor, deleteTestTopology } from './test/broker.js';
+import { createTestDatabase, type TestDatabase } from './test/db.js';
+import { TEST_AMQP_URL } from './test/env.js';
+import { createTestVhost, freePort, spawnPostroom } from './test/process.js';
+import { startTcpProxy, type TcpProxy } from './test/tcp-proxy.js';
+import { postroomTopology } from './infra/broker/subscriptions.js';
+
+describe('the Postroom process', () => {
+  it('exits non-zero at start with one message naming every bad variable', async () => {
+    const p = spawnPostroom({ AMQP_URL: 'http://rabbit', HTTP_PORT: 'eighty', ROLES: 'api,mailer', IMAP_AFTER: 'trash' });
+    expect(await p.exited).toBe(1);
+    const out = p.output();
+    expect(out).toContain('Invalid configuration');
+    for (const name of ['AMQP_URL', 'HTTP_PORT', 'ROLES', 'IMAP_AFTER']) expect(out).toContain(name);
+  });
+
+  it('stops cleanly with exit code 0 on SIGTERM', async () => {
+    const vhost = await createTestVhost();
+    const db = await createTestDatabase('sigterm');
+    try {
+      const port = await freePort();
+      const p = spawnPostroom({ AMQP_URL: vhost.url, MYSQL_URL: db.url, HTTP_PORT: String(port), ROLES: 'analysis,drive,api', LOG_LEVEL: 'info', STORAGE_DIR: `.tmp/sigterm-${port}` });
+      await waitFor(async () => {
+        const r = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
+        return r?.status === 200;
+      }, 30_000, 'ready');
+      p.child.kill('SIGTERM');
+      expect(await p.exited).toBe(0);
+      expect(p.output()).toContain('"msg":"stopped"');
+    } finally {
+      await db.drop();
+      await vhost.drop();
+    }
+  });
+
+  describe('/readyz follows the broker and the database', () => {
+    let t: TestDatabase;
+    let proxy: TcpProxy;
+    let mysqlProxy: TcpProxy;
+    let app: Postroom;
+    const namespace = testNamespace('readyz');
+
+    beforeAll(async () => {
+      t = await createTestDatabase('readyz');
+      const u = new URL(TEST_AMQP_URL);
+      proxy = await startTcpProxy(u.hostname, Number(u.port || 5672));
+      u.host = `127.0.0.1:${proxy.port}`;
+      const m = new URL(t.url);
+      mysqlProxy = await startTcpProxy(m.hostname, Number(m.port || 3306));
+      m.host = `127.0.0.1:${mysqlProxy.port}`;
+      const config = loadConfig({ AMQP_URL: u.toString(), MYSQL_URL: m.toString(), ROLES: 'api', HTTP_PORT: '0' });
+      app = await startPostroom(config, { log: testLogger(), namespace, httpPort: 0 });
+      await app.broker.waitConnected();
+    });
+    afterAll(async () => {
+      await app?.stop();
+      await proxy?.close();
+      await mysqlProxy?.close();
+      await deleteTestTopology(postroomTopology({ namespace }));
+      await t?.drop();
+    });
+
+    const readyz = async () => {
+      const r = await fetch(`http://127.0.0.1:${app.port}/readyz`);
+      return { status: r.status, body: (await r.json()) as { checks: Record<string, { ok: boolean }> } };
+    };
+
+    it('answers 200 when RabbitMQ and MySQL answer, 503 while RabbitMQ is away, and 200 again when it is back', async () => {
+      expect((await readyz()).status).toBe(200);
+      proxy.pause();
+      const down = await waitFor(async () => {
+        const r = await readyz();
+        return r.status === 503 ? r : null;
+      }, 10_000, '503');
+      expect(down.body.checks['rabbitmq']?.ok).toBe(false);
+      expect(down.body.checks['mysql']?.ok).toBe(true);
+      proxy.resume();
+      await waitFor(async () => (await readyz()).status === 200, 20_000, '200 again');
+    });
+
+    it('answers 503 while MySQL is away, and 200 again when it is back', async () => {
+      expect((await readyz()).status).toBe(200);
+      mysqlProxy.pause();
+      const down = await waitFor(async () => {
+        const r = await readyz();
+        return r.status === 503 ? r : null;
+      }, 10_000, '503');
+      expect(down.body.checks['mysql']?.ok).toBe(false);
+      expect(down.body.checks['rabbitmq']?.ok).toBe(true);
+      mysqlProxy.resume();
+      await waitFor(async () => (await readyz()).status === 200, 20_000, '200 again');
+    });
+
+    it('serves liveness, metrics, the OpenAPI document and the docs page', async () => {
+      const base = `http://127.0.0.1:${app.port}`;
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      expect(metrics).toContain('postroom_broker_connected');
+      expect(metrics).toContain('postroom_process_resident_memory_bytes');
+      const doc = (await (await fetch(`${base}/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
+      expect(doc.openapi).toMatch(/^3\.1/);
+      expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/healthz', '/readyz', '/metrics']));
+      const docs = await fetch(`${base}/docs/`);
+      expect(docs.status).toBe(200);
+      expect(await docs.text()).toContain('swagger-ui');
+      const missing = await fetch(`${base}/nope`);
+      expect(missing.status).toBe(404);
+      expect(await missing.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'No route GET /nope' } });
+    });
+  });
+});

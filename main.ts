@@ -1,0 +1,215 @@
+import type { Server } from 'node:http';
+import { pathToFileURL } from 'node:url';
+import { createMysqlBlobStore } from './infra/blobs/mysql-blob-store.js';
+import { Broker } from './infra/broker/connection.js';
+import { startDeadLetterCollector } from './infra/broker/dead-letters.js';
+import { startOutboxRelay, type OutboxRelay } from './infra/broker/outbox-relay.js';
+import { postroomTopology } from './infra/broker/subscriptions.js';
+import { loadConfig, loadDotEnv, type Config, type Role } from './infra/config.js';
+import { connectDatabase, pingDatabase, type DatabaseHandle } from './infra/db/database.js';
+import { ConfigError } from './infra/errors.js';
+import { createApp, type ReadinessCheck } from './infra/http/app.js';
+import { buildOpenApi } from './infra/http/openapi.js';
+import { createLogger, redactUrl, type Logger } from './infra/logger.js';
+import { brokerConnected, databaseUp } from './infra/metrics.js';
+import type { RoleContext, RoleHandle } from './infra/roles.js';
+
+/** Starts one role; null when the role has nothing to do with this configuration (for example no IMAP_HOST). */
+export type RoleStarter = (ctx: RoleContext) => Promise<RoleHandle | null>;
+
+/** Every role and how to start it. Roles not built yet say so in the log. */
+const ROLE_STARTERS: Record<Role, RoleStarter> = {
+  imap: async (ctx) => {
+    if (!ctx.config.IMAP_HOST) {
+      ctx.log.info('imap role: IMAP_HOST is not set; the poller is off');
+      return null;
+    }
+    const { startImapPoller } = await import('./producers/imap-poller/index.js');
+    return startImapPoller(ctx);
+  },
+  analysis: async (ctx) => (await import('./consumers/attachment-analysis/index.js')).startAttachmentAnalysis(ctx),
+  drive: async (ctx) => (await import('./consumers/drive-upload/index.js')).startDriveUpload(ctx),
+  telegram: async (ctx) => notBuiltYet(ctx, 'telegram', Boolean(ctx.config.TELEGRAM_BOT_TOKEN)),
+  notify: async (ctx) => notBuiltYet(ctx, 'notify', Boolean(ctx.config.TELEGRAM_BOT_TOKEN)),
+  outbound: async (ctx) => notBuiltYet(ctx, 'outbound', Boolean(ctx.config.HOOKS_FILE)),
+  api: async () => null,
+};
+
+async function notBuiltYet(ctx: RoleContext, role: string, configured: boolean): Promise<null> {
+  if (configured) ctx.log.warn({ role }, `${role} role is configured but not available in this version; its events wait in their queue`);
+  return null;
+}
+
+/** Options for starting Postroom in-process (tests start it with a namespace of their own). */
+export interface StartOptions {
+  log?: Logger;
+  /** Broker name prefix (default `postroom`). */
+  namespace?: string;
+  retryDelaysMs?: readonly number[];
+  /** Role starters to use instead of the built-in ones (tests). */
+  starters?: Partial<Record<Role, RoleStarter>>;
+  /** Listen on this port instead of HTTP_PORT (0 picks a free one). */
+  httpPort?: number;
+}
+
+/** A running Postroom process. */
+export interface Postroom {
+  config: Config;
+  broker: Broker;
+  database: DatabaseHandle;
+  server: Server;
+  /** Port the HTTP server listens on. */
+  port: number;
+  relay: OutboxRelay;
+  /** Stops consuming, finishes in-flight work, flushes the outbox, closes every connection. */
+  stop(): Promise<void>;
+}
+
+async function connectDatabaseWithRetry(config: Config, log: Logger, stopped: () => boolean): Promise<DatabaseHandle> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await connectDatabase(config.MYSQL_URL, log);
+    } catch (err) {
+      if (stopped()) throw err;
+      const delay = Math.min(15_000, 500 * 2 ** Math.min(attempt, 5));
+      log.warn({ err, attempt, url: redactUrl(config.MYSQL_URL), retryInMs: delay }, 'MySQL is not reachable yet');
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+/** Starts every role of `config.roles` with the shared parts they need. */
+export async function startPostroom(config: Config, opts: StartOptions = {}): Promise<Postroom> {
+  const log = opts.log ?? createLogger(config.LOG_LEVEL);
+  const readiness: ReadinessCheck[] = [];
+  const roleHandles: RoleHandle[] = [];
+  const openapiParts: NonNullable<RoleHandle['openapi']>[] = [];
+  let stopping = false;
+
+  const topology = postroomTopology({ namespace: opts.namespace, retryDelaysMs: opts.retryDelaysMs });
+  const broker = new Broker({ url: config.AMQP_URL, topology, log, connectionName: `postroom ${config.roles.join(',')}` });
+  broker.on('connected', () => brokerConnected.set(1));
+  broker.on('disconnected', () => brokerConnected.set(0));
+  let database: DatabaseHandle | null = null;
+  readiness.push({ name: 'rabbitmq', check: () => broker.isConnected() });
+  readiness.push({
+    name: 'mysql',
+    check: async () => {
+      const ok = database ? await pingDatabase(database.pool) : false;
+      databaseUp.set(ok ? 1 : 0);
+      return ok;
+    },
+  });
+
+  // The HTTP server comes up first, so /healthz answers and /readyz tells what is still missing.
+  const { app, mount } = createApp({
+    log,
+    readiness,
+    openapi: () =>
+      buildOpenApi({
+        paths: Object.assign({}, ...openapiParts.map((p) => p.paths ?? {})) as Record<string, unknown>,
+        schemas: Object.assign({}, ...openapiParts.map((p) => p.schemas ?? {})) as Record<string, unknown>,
+      }),
+  });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(opts.httpPort ?? config.HTTP_PORT, () => resolve(s));
+    s.once('error', reject);
+  });
+  server.keepAliveTimeout = 65_000;
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.HTTP_PORT;
+  log.info({ port, roles: config.roles }, 'HTTP server listening');
+
+  database = await connectDatabaseWithRetry(config, log, () => stopping);
+  const blobs = createMysqlBlobStore(database.db);
+  void broker.start();
+  const relay = startOutboxRelay({ broker, db: database.db, log });
+  const ctx: RoleContext = { config, log, db: database.db, pool: database.pool, broker, blobs };
+
+  const consumerRoles: Role[] = ['analysis', 'drive', 'outbound', 'notify', 'telegram'];
+  const collector = config.roles.some((r) => consumerRoles.includes(r)) ? await startDeadLetterCollector(ctx) : null;
+
+  for (const role of config.roles) {
+    const starter = opts.starters?.[role] ?? ROLE_STARTERS[role];
+    const handle = await starter({ ...ctx, log: log.child({ role }) });
+    if (!handle) continue;
+    roleHandles.push(handle);
+    readiness.push(...(handle.readiness ?? []));
+    for (const r of handle.routers ?? []) mount(r.path, r.router);
+    if (handle.openapi) openapiParts.push(handle.openapi);
+  }
+  log.info({ roles: config.roles, namespace: topology.namespace }, 'Postroom started');
+
+  const db = database;
+  return {
+    config,
+    broker,
+    database: db,
+    server,
+    port,
+    relay,
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      log.info('stopping: no new work; finishing what is in flight');
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await Promise.allSettled(roleHandles.map((h) => h.stop()));
+      await collector?.stop();
+      await relay.stop();
+      await broker.close();
+      await db.db.destroy();
+      log.info('stopped');
+    },
+  };
+}
+
+/** The command-line entry: `.env`, configuration, roles, and a clean exit on SIGTERM or SIGINT. */
+async function main(): Promise<void> {
+  loadDotEnv();
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const log = createLogger(config.LOG_LEVEL);
+  let postroom: Postroom | null = null;
+  let signalled = false;
+  const shutdown = (signal: string) => {
+    if (signalled) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    signalled = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => {
+      log.error('shutdown took longer than 25 s; exiting');
+      process.exit(1);
+    }, 25_000);
+    force.unref();
+    void (postroom?.stop() ?? Promise.resolve()).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+  try {
+    postroom = await startPostroom(config, { log });
+    if (signalled) await postroom.stop().then(() => process.exit(0));
+  } catch (err) {
+    log.fatal({ err }, 'Postroom could not start');
+    process.exit(1);
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) void main();

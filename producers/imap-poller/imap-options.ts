@@ -1,0 +1,79 @@
+import type { ImapFlowOptions } from 'imapflow';
+import type { Config } from '../../infra/config.js';
+import { ConfigError } from '../../infra/errors.js';
+import type { Logger } from '../../infra/logger.js';
+
+/** The configuration the poller reads (a `Config` from `loadConfig` fits). */
+export type ImapPollerConfig = Pick<
+  Config,
+  | 'IMAP_HOST'
+  | 'IMAP_PORT'
+  | 'IMAP_SECURE'
+  | 'IMAP_USER'
+  | 'IMAP_PASSWORD'
+  | 'IMAP_ACCESS_TOKEN'
+  | 'IMAP_MAILBOX'
+  | 'IMAP_AFTER'
+  | 'IMAP_POLL_SECONDS'
+  | 'ATTACHMENT_MAX_BYTES'
+>;
+
+/** What is done to a mail once its email is committed (`IMAP_AFTER`). */
+export type ImapAfter = { kind: 'seen' } | { kind: 'none' } | { kind: 'move'; folder: string };
+
+/** Reads `IMAP_AFTER` (`seen`, `none`, `move:<folder>`). */
+export function parseImapAfter(value: string): ImapAfter {
+  if (value === 'seen' || value === 'none') return { kind: value };
+  const folder = value.startsWith('move:') ? value.slice('move:'.length).trim() : '';
+  if (!folder)
+    throw new ConfigError([
+      `IMAP_AFTER: expected seen, none or move:<folder> (got ${JSON.stringify(value)})`,
+    ]);
+  return { kind: 'move', folder };
+}
+
+/** One MiB. */
+const MIB = 1024 * 1024;
+
+/**
+ * The bound on a whole message, checked against the server's RFC822.SIZE before anything is
+ * downloaded: twice `ATTACHMENT_MAX_BYTES` plus 1 MiB. A message carrying one attachment of the largest
+ * accepted size (base64 adds a third) plus its text fits; anything larger is recorded from its headers
+ * only, with a warning, and never downloaded. The parser gets the same bound as its own limit.
+ */
+export function messageMaxBytes(attachmentMaxBytes: number): number {
+  return attachmentMaxBytes * 2 + MIB;
+}
+
+/** The checkpoint key of the account: `user@host`. */
+export function imapAccount(config: ImapPollerConfig): string {
+  return `${config.IMAP_USER ?? ''}@${config.IMAP_HOST ?? ''}`;
+}
+
+/**
+ * imapflow options from the configuration: TLS unless `IMAP_SECURE=false` (then STARTTLS when the
+ * server offers it), password or XOAUTH2 (`IMAP_ACCESS_TOKEN` wins when both are set), auto-IDLE one
+ * second after the last command, imapflow's own logging at `warn` at most (its debug lines would
+ * carry mail data).
+ */
+export function imapClientOptions(config: ImapPollerConfig, log: Logger): ImapFlowOptions {
+  if (!config.IMAP_HOST || !config.IMAP_USER || (!config.IMAP_PASSWORD && !config.IMAP_ACCESS_TOKEN))
+    throw new ConfigError([
+      'IMAP_HOST: the IMAP poller needs IMAP_HOST, IMAP_USER and IMAP_PASSWORD or IMAP_ACCESS_TOKEN',
+    ]);
+  const auth = config.IMAP_ACCESS_TOKEN
+    ? { user: config.IMAP_USER, accessToken: config.IMAP_ACCESS_TOKEN }
+    : { user: config.IMAP_USER, pass: config.IMAP_PASSWORD };
+  const quiet = ['error', 'fatal', 'silent'].includes(log.level) ? log.level : 'warn';
+  return {
+    host: config.IMAP_HOST,
+    port: config.IMAP_PORT,
+    secure: config.IMAP_SECURE,
+    auth,
+    logger: log.child({ module: 'imapflow' }, { level: quiet }),
+    clientInfo: { name: 'postroom' },
+    autoIdleDelay: 1_000,
+    connectionTimeout: 30_000,
+    greetingTimeout: 16_000,
+  };
+}

@@ -1,0 +1,250 @@
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { Transform } from 'node:stream';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { BlobStore } from '../../infra/blobs/blob-store.js';
+import { createMysqlBlobStore } from '../../infra/blobs/mysql-blob-store.js';
+import { loadConfig } from '../../infra/config.js';
+import { getImapCheckpoint, messageIdHash } from '../../infra/db/repositories/emails.repository.js';
+import { testLogger, waitFor } from '../../test/broker.js';
+import { createTestDatabase, type TestDatabase } from '../../test/db.js';
+import { imapEnv, startDovecot, type DovecotServer } from '../../test/dovecot.js';
+import { nestedMultipartMessage, plainTextMessage } from '../../test/mail-corpus.js';
+import { PermanentError } from '../../infra/errors.js';
+import { imapReconnectsTotal, imapWatchdogResyncsTotal } from './imap-metrics.js';
+import { createImapPoller, type ImapPoller, type ImapPollerDeps } from './imap-poller.js';
+import { MAX_MESSAGE_ATTEMPTS } from './mailbox-sync.js';
+
+let dove: DovecotServer;
+let tdb: TestDatabase;
+let blobs: BlobStore;
+const running: ImapPoller[] = [];
+
+beforeAll(async () => {
+  dove = await startDovecot();
+  tdb = await createTestDatabase('imaprec');
+  blobs = createMysqlBlobStore(tdb.db);
+});
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((p) => p.stop()));
+});
+afterAll(async () => {
+  await dove?.stop();
+  await tdb?.drop();
+});
+
+async function startPoller(
+  mailbox: string,
+  env: Record<string, string> = {},
+  extra: Partial<ImapPollerDeps> = {},
+): Promise<ImapPoller> {
+  await dove.createMailbox(mailbox);
+  const config = loadConfig(imapEnv(dove, { IMAP_MAILBOX: mailbox, ...env }));
+  const poller = createImapPoller({
+    config,
+    db: tdb.db,
+    blobs,
+    log: testLogger(),
+    initialBackoffMs: 100,
+    ...extra,
+  });
+  running.push(poller);
+  poller.start();
+  return poller;
+}
+
+const emailsOf = (mailbox: string) =>
+  tdb.db.selectFrom('emails').selectAll().where('mailbox', '=', mailbox).orderBy('uid').execute();
+const emailByMessageId = (id: string) =>
+  tdb.db.selectFrom('emails').selectAll().where('message_id_hash', '=', messageIdHash(id)).executeTakeFirst();
+const checkpoint = (mailbox: string) => getImapCheckpoint(tdb.db, `${dove.user}@${dove.host}`, mailbox);
+const reconnects = async () => (await imapReconnectsTotal.get()).values[0]?.value ?? 0;
+const mail = (id: string) => plainTextMessage({ messageId: id, subject: id });
+
+/**
+ * A loopback proxy in front of Dovecot that can freeze its open connections (bytes stop flowing,
+ * nothing is closed: a silent network) or swallow the server's `* N EXISTS` lines (an IDLE that never
+ * announces new mail).
+ */
+async function startFaultyProxy(port: number) {
+  const pairs: Array<[Socket, Socket]> = [];
+  const sockets = new Set<Socket>();
+  let dropExists = false;
+  const server: Server = createServer((client) => {
+    const upstream = connect(port, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+    }
+    let partial = '';
+    const filter = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        const lines = (partial + chunk.toString('latin1')).split(/(?<=\n)/);
+        partial = lines.at(-1)?.endsWith('\n') ? '' : (lines.pop() ?? '');
+        const kept = lines.filter((l) => !(dropExists && /^\* \d+ EXISTS\r?\n$/.test(l)));
+        done(null, Buffer.from(kept.join(''), 'latin1'));
+      },
+    });
+    client.pipe(upstream);
+    upstream.pipe(filter).pipe(client);
+    pairs.push([client, upstream]);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  return {
+    port: typeof address === 'object' && address ? address.port : 0,
+    dropExists(on: boolean) {
+      dropExists = on;
+    },
+    freeze() {
+      for (const [client, upstream] of pairs.splice(0)) {
+        client.unpipe();
+        upstream.unpipe();
+        client.pause();
+        upstream.pause();
+      }
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('IMAP poller recovery', () => {
+  it('scans again after a UIDVALIDITY change, without duplicates', async () => {
+    const poller = await startPoller('uidv');
+    await dove.append(mail('uidv-1@test'), { mailbox: 'uidv' });
+    await dove.append(mail('uidv-2@test'), { mailbox: 'uidv' });
+    await waitFor(async () => (await emailsOf('uidv')).length === 2, 10_000, 'two emails');
+    const before = (await checkpoint('uidv'))!.uidValidity;
+
+    const uidValidity = await dove.changeUidValidity('uidv');
+    expect(uidValidity).not.toBe(before);
+    await dove.append(mail('uidv-3@test'), { mailbox: 'uidv' });
+
+    await waitFor(
+      async () => (await checkpoint('uidv'))?.uidValidity === uidValidity,
+      15_000,
+      'checkpoint under the new UIDVALIDITY',
+    );
+    // Dovecot may renumber the messages under the new UIDVALIDITY: the rescan ends at the highest UID.
+    const highest = Math.max(...(await dove.messages('uidv')).map((m) => m.uid));
+    await waitFor(
+      async () => (await checkpoint('uidv'))?.lastUid === highest,
+      10_000,
+      `rescan to UID ${highest}`,
+    );
+    const emails = await emailsOf('uidv');
+    expect(emails.map((e) => e.message_id).sort()).toEqual(['uidv-1@test', 'uidv-2@test', 'uidv-3@test']);
+    expect(poller.health().uidValidity).toBe(uidValidity);
+  });
+
+  it('loses nothing and records nothing twice when it dies between the commit and the flag update', async () => {
+    let crashed!: () => void;
+    const crash = new Promise<void>((resolve) => (crashed = resolve));
+    const first = await startPoller(
+      'crash',
+      {},
+      {
+        hooks: {
+          afterRecord: () => {
+            crashed();
+            throw new Error('simulated crash right after the commit');
+          },
+        },
+      },
+    );
+    await dove.append(mail('crash-1@test'), { mailbox: 'crash' });
+    await crash;
+    running.splice(running.indexOf(first), 1);
+    await first.stop();
+
+    // Committed, but neither the checkpoint nor the flag moved.
+    const email = await emailByMessageId('crash-1@test');
+    expect(email).toMatchObject({ uid: 1, imap_after_at: null });
+    expect((await checkpoint('crash'))?.lastUid ?? 0).toBe(0);
+    expect((await dove.messages('crash'))[0]?.flags).not.toContain('\\Seen');
+
+    await dove.append(mail('crash-2@test'), { mailbox: 'crash' });
+    await startPoller('crash');
+    await waitFor(
+      async () => (await checkpoint('crash'))?.lastUid === 2,
+      10_000,
+      'both UIDs handled after restart',
+    );
+    await waitFor(
+      async () => (await emailByMessageId('crash-1@test'))?.imap_after_at,
+      5_000,
+      'flag applied after restart',
+    );
+    expect((await emailsOf('crash')).map((e) => e.message_id)).toEqual(['crash-1@test', 'crash-2@test']);
+    const events = await tdb.db
+      .selectFrom('outbox')
+      .select('routing_key')
+      .where('correlation_id', '=', email!.id)
+      .execute();
+    expect(events).toEqual([{ routing_key: 'email.received' }]);
+    await waitFor(
+      async () => (await dove.messages('crash')).every((m) => m.flags.includes('\\Seen')),
+      5_000,
+      'both seen',
+    );
+  });
+
+  it('records a message that keeps failing from its headers after 3 attempts, and goes on', async () => {
+    let puts = 0;
+    const broken: BlobStore = {
+      ...blobs,
+      put: async () => {
+        puts += 1;
+        throw new PermanentError('BLOB.TEST', 'this store refuses every write');
+      },
+    };
+    await dove.append(nestedMultipartMessage({ messageId: 'poison-1@test', subject: 'Poison' }), {
+      mailbox: 'poison',
+    });
+    await dove.append(mail('poison-2@test'), { mailbox: 'poison' });
+    await startPoller('poison', {}, { blobs: broken });
+    await waitFor(async () => (await checkpoint('poison'))?.lastUid === 2, 20_000, 'both handled');
+    const email = await emailByMessageId('poison-1@test');
+    expect(email).toMatchObject({ subject: 'Poison', attachment_count: 0 });
+    expect(JSON.parse(email!.warnings)[0]).toMatch(
+      /could not be processed after 3 attempts \(BLOB\.TEST: this store refuses every write\)/,
+    );
+    expect(puts).toBeGreaterThanOrEqual(MAX_MESSAGE_ATTEMPTS);
+    expect(await emailByMessageId('poison-2@test')).toBeTruthy();
+  });
+
+  it('notices a connection gone silent with its watchdog, reconnects and catches up', async () => {
+    const proxy = await startFaultyProxy(dove.port);
+    try {
+      const poller = await startPoller('quiet', { IMAP_PORT: String(proxy.port) });
+      await waitFor(() => poller.health().state === 'idle', 10_000, 'idling');
+      const failuresBefore = await reconnects();
+      proxy.freeze();
+      await dove.append(mail('quiet-1@test'), { mailbox: 'quiet' });
+      // The probe gets no answer within 10 s: the session is dropped and a new connection made.
+      await waitFor(() => emailByMessageId('quiet-1@test'), 30_000, 'mail after the reconnect');
+      expect(await reconnects()).toBeGreaterThan(failuresBefore);
+      await waitFor(() => poller.health().ready, 5_000, 'ready again');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('resyncs when UIDNEXT moved but IDLE announced nothing', async () => {
+    const proxy = await startFaultyProxy(dove.port);
+    try {
+      const poller = await startPoller('mute', { IMAP_PORT: String(proxy.port) });
+      await waitFor(() => poller.health().state === 'idle', 10_000, 'idling');
+      const before = (await imapWatchdogResyncsTotal.get()).values[0]?.value ?? 0;
+      proxy.dropExists(true);
+      await dove.append(mail('mute-1@test'), { mailbox: 'mute' });
+      await waitFor(() => emailByMessageId('mute-1@test'), 10_000, 'mail found by the watchdog');
+      expect((await imapWatchdogResyncsTotal.get()).values[0]?.value ?? 0).toBeGreaterThan(before);
+      expect(poller.health().consecutiveFailures).toBe(0);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
