@@ -10,7 +10,12 @@ import { postroomTopology } from './infra/broker/subscriptions.js';
 
 describe('the Postroom process', () => {
   it('exits non-zero at start with one message naming every bad variable', async () => {
-    const p = spawnPostroom({ AMQP_URL: 'http://rabbit', HTTP_PORT: 'eighty', ROLES: 'api,mailer', IMAP_AFTER: 'trash' });
+    const p = spawnPostroom({
+      AMQP_URL: 'http://rabbit',
+      HTTP_PORT: 'eighty',
+      ROLES: 'api,mailer',
+      IMAP_AFTER: 'trash',
+    });
     expect(await p.exited).toBe(1);
     const out = p.output();
     expect(out).toContain('Invalid configuration');
@@ -22,11 +27,22 @@ describe('the Postroom process', () => {
     const db = await createTestDatabase('sigterm');
     try {
       const port = await freePort();
-      const p = spawnPostroom({ AMQP_URL: vhost.url, MYSQL_URL: db.url, HTTP_PORT: String(port), ROLES: 'analysis,drive,api', LOG_LEVEL: 'info', STORAGE_DIR: `.tmp/sigterm-${port}` });
-      await waitFor(async () => {
-        const r = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
-        return r?.status === 200;
-      }, 30_000, 'ready');
+      const p = spawnPostroom({
+        AMQP_URL: vhost.url,
+        MYSQL_URL: db.url,
+        HTTP_PORT: String(port),
+        ROLES: 'analysis,drive,api',
+        LOG_LEVEL: 'info',
+        STORAGE_DIR: `.tmp/sigterm-${port}`,
+      });
+      await waitFor(
+        async () => {
+          const r = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
+          return r?.status === 200;
+        },
+        30_000,
+        'ready',
+      );
       p.child.kill('SIGTERM');
       expect(await p.exited).toBe(0);
       expect(p.output()).toContain('"msg":"stopped"');
@@ -51,7 +67,12 @@ describe('the Postroom process', () => {
       const m = new URL(t.url);
       mysqlProxy = await startTcpProxy(m.hostname, Number(m.port || 3306));
       m.host = `127.0.0.1:${mysqlProxy.port}`;
-      const config = loadConfig({ AMQP_URL: u.toString(), MYSQL_URL: m.toString(), ROLES: 'api', HTTP_PORT: '0' });
+      const config = loadConfig({
+        AMQP_URL: u.toString(),
+        MYSQL_URL: m.toString(),
+        ROLES: 'api',
+        HTTP_PORT: '0',
+      });
       app = await startPostroom(config, { log: testLogger(), namespace, httpPort: 0 });
       await app.broker.waitConnected();
     });
@@ -71,10 +92,14 @@ describe('the Postroom process', () => {
     it('answers 200 when RabbitMQ and MySQL answer, 503 while RabbitMQ is away, and 200 again when it is back', async () => {
       expect((await readyz()).status).toBe(200);
       proxy.pause();
-      const down = await waitFor(async () => {
-        const r = await readyz();
-        return r.status === 503 ? r : null;
-      }, 10_000, '503');
+      const down = await waitFor(
+        async () => {
+          const r = await readyz();
+          return r.status === 503 ? r : null;
+        },
+        10_000,
+        '503',
+      );
       expect(down.body.checks['rabbitmq']?.ok).toBe(false);
       expect(down.body.checks['mysql']?.ok).toBe(true);
       proxy.resume();
@@ -84,10 +109,14 @@ describe('the Postroom process', () => {
     it('answers 503 while MySQL is away, and 200 again when it is back', async () => {
       expect((await readyz()).status).toBe(200);
       mysqlProxy.pause();
-      const down = await waitFor(async () => {
-        const r = await readyz();
-        return r.status === 503 ? r : null;
-      }, 10_000, '503');
+      const down = await waitFor(
+        async () => {
+          const r = await readyz();
+          return r.status === 503 ? r : null;
+        },
+        10_000,
+        '503',
+      );
       expect(down.body.checks['mysql']?.ok).toBe(false);
       expect(down.body.checks['rabbitmq']?.ok).toBe(true);
       mysqlProxy.resume();
@@ -100,7 +129,10 @@ describe('the Postroom process', () => {
       const metrics = await (await fetch(`${base}/metrics`)).text();
       expect(metrics).toContain('postroom_broker_connected');
       expect(metrics).toContain('postroom_process_resident_memory_bytes');
-      const doc = (await (await fetch(`${base}/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
+      const doc = (await (await fetch(`${base}/openapi.json`)).json()) as {
+        openapi: string;
+        paths: Record<string, unknown>;
+      };
       expect(doc.openapi).toMatch(/^3\.1/);
       expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/healthz', '/readyz', '/metrics']));
       const docs = await fetch(`${base}/docs/`);

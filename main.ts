@@ -27,7 +27,8 @@ const ROLE_STARTERS: Record<Role, RoleStarter> = {
     const { startImapPoller } = await import('./producers/imap-poller/index.js');
     return startImapPoller(ctx);
   },
-  analysis: async (ctx) => (await import('./consumers/attachment-analysis/index.js')).startAttachmentAnalysis(ctx),
+  analysis: async (ctx) =>
+    (await import('./consumers/attachment-analysis/index.js')).startAttachmentAnalysis(ctx),
   drive: async (ctx) => (await import('./consumers/drive-upload/index.js')).startDriveUpload(ctx),
   telegram: async (ctx) => notBuiltYet(ctx, 'telegram', Boolean(ctx.config.TELEGRAM_BOT_TOKEN)),
   notify: async (ctx) => notBuiltYet(ctx, 'notify', Boolean(ctx.config.TELEGRAM_BOT_TOKEN)),
@@ -36,7 +37,11 @@ const ROLE_STARTERS: Record<Role, RoleStarter> = {
 };
 
 async function notBuiltYet(ctx: RoleContext, role: string, configured: boolean): Promise<null> {
-  if (configured) ctx.log.warn({ role }, `${role} role is configured but not available in this version; its events wait in their queue`);
+  if (configured)
+    ctx.log.warn(
+      { role },
+      `${role} role is configured but not available in this version; its events wait in their queue`,
+    );
   return null;
 }
 
@@ -65,14 +70,21 @@ export interface Postroom {
   stop(): Promise<void>;
 }
 
-async function connectDatabaseWithRetry(config: Config, log: Logger, stopped: () => boolean): Promise<DatabaseHandle> {
+async function connectDatabaseWithRetry(
+  config: Config,
+  log: Logger,
+  stopped: () => boolean,
+): Promise<DatabaseHandle> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await connectDatabase(config.MYSQL_URL, log);
     } catch (err) {
       if (stopped()) throw err;
       const delay = Math.min(15_000, 500 * 2 ** Math.min(attempt, 5));
-      log.warn({ err, attempt, url: redactUrl(config.MYSQL_URL), retryInMs: delay }, 'MySQL is not reachable yet');
+      log.warn(
+        { err, attempt, url: redactUrl(config.MYSQL_URL), retryInMs: delay },
+        'MySQL is not reachable yet',
+      );
       await new Promise((r) => setTimeout(r, delay));
     }
   }
@@ -87,7 +99,12 @@ export async function startPostroom(config: Config, opts: StartOptions = {}): Pr
   let stopping = false;
 
   const topology = postroomTopology({ namespace: opts.namespace, retryDelaysMs: opts.retryDelaysMs });
-  const broker = new Broker({ url: config.AMQP_URL, topology, log, connectionName: `postroom ${config.roles.join(',')}` });
+  const broker = new Broker({
+    url: config.AMQP_URL,
+    topology,
+    log,
+    connectionName: `postroom ${config.roles.join(',')}`,
+  });
   broker.on('connected', () => brokerConnected.set(1));
   broker.on('disconnected', () => brokerConnected.set(0));
   let database: DatabaseHandle | null = null;
@@ -127,7 +144,9 @@ export async function startPostroom(config: Config, opts: StartOptions = {}): Pr
   const ctx: RoleContext = { config, log, db: database.db, pool: database.pool, broker, blobs };
 
   const consumerRoles: Role[] = ['analysis', 'drive', 'outbound', 'notify', 'telegram'];
-  const collector = config.roles.some((r) => consumerRoles.includes(r)) ? await startDeadLetterCollector(ctx) : null;
+  const collector = config.roles.some((r) => consumerRoles.includes(r))
+    ? await startDeadLetterCollector(ctx)
+    : null;
 
   for (const role of config.roles) {
     const starter = opts.starters?.[role] ?? ROLE_STARTERS[role];

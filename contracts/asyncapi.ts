@@ -32,7 +32,13 @@ export function buildAsyncApi(opts: AsyncApiOptions = {}): Record<string, unknow
       bindings: {
         amqp: {
           is: 'routingKey',
-          exchange: { name: `${ns}.${c.exchange}`, type: 'topic', durable: true, autoDelete: false, vhost: '/' },
+          exchange: {
+            name: `${ns}.${c.exchange}`,
+            type: 'topic',
+            durable: true,
+            autoDelete: false,
+            vhost: '/',
+          },
           bindingVersion: '0.3.0',
         },
       },
@@ -49,7 +55,8 @@ export function buildAsyncApi(opts: AsyncApiOptions = {}): Record<string, unknow
     info: {
       title: 'Postroom events',
       version: '1',
-      description: 'Events Postroom publishes to RabbitMQ, each in the envelope { id, type, version, occurredAt, correlationId, causationId, data }.',
+      description:
+        'Events Postroom publishes to RabbitMQ, each in the envelope { id, type, version, occurredAt, correlationId, causationId, data }.',
     },
     defaultContentType: 'application/json',
     servers: { rabbitmq: { host: '127.0.0.1:5672', protocol: 'amqp', description: 'AMQP_URL' } },

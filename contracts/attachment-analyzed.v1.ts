@@ -2,7 +2,11 @@ import { Type, type Static } from '@sinclair/typebox';
 import { defineEvent, Nullable, Sha256, Uuid } from './envelope.js';
 
 /** The verdict on one attachment. */
-export const Verdict = Type.Union([Type.Literal('accepted'), Type.Literal('quarantined'), Type.Literal('rejected')]);
+export const Verdict = Type.Union([
+  Type.Literal('accepted'),
+  Type.Literal('quarantined'),
+  Type.Literal('rejected'),
+]);
 
 /** `attachment.analyzed`: the bytes of an attachment were looked at and judged. */
 export const AttachmentAnalyzedV1 = defineEvent({

@@ -6,14 +6,17 @@ export const AttachmentStoredV1 = defineEvent({
   type: 'attachment.stored',
   version: 1,
   exchange: 'mail',
-  description: 'One attachment of a recorded email; its bytes are in the blob store under sha256 when stored is true.',
+  description:
+    'One attachment of a recorded email; its bytes are in the blob store under sha256 when stored is true.',
   data: Type.Object(
     {
       attachmentId: Uuid,
       emailId: Uuid,
       sha256: Sha256,
       size: Type.Integer({ minimum: 0, description: 'Bytes' }),
-      stored: Type.Boolean({ description: 'False when the bytes were over ATTACHMENT_MAX_BYTES and not kept' }),
+      stored: Type.Boolean({
+        description: 'False when the bytes were over ATTACHMENT_MAX_BYTES and not kept',
+      }),
       filename: Type.String({ minLength: 1, maxLength: 255, description: 'Safe name as filed' }),
       originalFilename: Type.String({ maxLength: 2000 }),
       declaredType: Type.String({ maxLength: 255 }),

@@ -6,7 +6,8 @@ export const AttachmentUploadedV1 = defineEvent({
   type: 'attachment.uploaded',
   version: 1,
   exchange: 'mail',
-  description: 'An accepted attachment reached its final Drive state: uploaded, skipped (same bytes already there) or failed.',
+  description:
+    'An accepted attachment reached its final Drive state: uploaded, skipped (same bytes already there) or failed.',
   data: Type.Object(
     {
       attachmentId: Uuid,

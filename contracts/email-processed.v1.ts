@@ -7,7 +7,8 @@ export const EmailProcessedV1 = defineEvent({
   type: 'email.processed',
   version: 1,
   exchange: 'mail',
-  description: 'Every attachment of the email is final (filed, skipped, quarantined or rejected); notifications and hooks follow.',
+  description:
+    'Every attachment of the email is final (filed, skipped, quarantined or rejected); notifications and hooks follow.',
   data: Type.Object(
     {
       emailId: Uuid,

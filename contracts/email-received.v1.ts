@@ -10,7 +10,11 @@ export const EmailReceivedV1 = defineEvent({
   data: Type.Object(
     {
       emailId: Uuid,
-      messageId: Type.String({ minLength: 1, maxLength: 998, description: 'Message-ID without angle brackets' }),
+      messageId: Type.String({
+        minLength: 1,
+        maxLength: 998,
+        description: 'Message-ID without angle brackets',
+      }),
       source: Type.Union([Type.Literal('imap'), Type.Literal('telegram')]),
       subject: Type.String({ maxLength: 2000 }),
       from: Type.String({ maxLength: 998, description: 'Sender address, lower case' }),

@@ -85,7 +85,15 @@ export function defineEvent<Name extends string, Data extends TSchema>(def: {
     causationId: null,
     data: def.example,
   } as unknown as Static<typeof schema>;
-  return { type: def.type, version: def.version, exchange: def.exchange, schema, validate, example, description: def.description };
+  return {
+    type: def.type,
+    version: def.version,
+    exchange: def.exchange,
+    schema,
+    validate,
+    example,
+    description: def.description,
+  };
 }
 
 /** Formats ajv errors as `path: message` lines. */

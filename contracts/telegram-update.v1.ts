@@ -6,7 +6,8 @@ export const TelegramUpdateV1 = defineEvent({
   type: 'telegram.update',
   version: 1,
   exchange: 'telegram',
-  description: 'One Bot API Update received on the webhook (already checked for the secret and deduplicated by update_id).',
+  description:
+    'One Bot API Update received on the webhook (already checked for the secret and deduplicated by update_id).',
   data: Type.Object(
     {
       updateId: Type.Integer({ minimum: 0 }),

@@ -22,7 +22,13 @@ describe('loadConfig', () => {
   });
 
   it('coerces numbers, booleans and lists', () => {
-    const c = loadConfig({ HTTP_PORT: '9090', IMAP_SECURE: 'false', API_TOKENS: ' a, b ,,', ROLES: 'api,drive', OUTBOUND_ALLOW_HOSTS: 'Hooks.Local' });
+    const c = loadConfig({
+      HTTP_PORT: '9090',
+      IMAP_SECURE: 'false',
+      API_TOKENS: ' a, b ,,',
+      ROLES: 'api,drive',
+      OUTBOUND_ALLOW_HOSTS: 'Hooks.Local',
+    });
     expect(c.HTTP_PORT).toBe(9090);
     expect(c.IMAP_SECURE).toBe(false);
     expect(c.apiTokens).toEqual(['a', 'b']);
@@ -47,7 +53,16 @@ describe('loadConfig', () => {
     }
     expect(err).toBeInstanceOf(ConfigError);
     const problems = (err as ConfigError).problems.join('\n');
-    for (const name of ['AMQP_URL', 'HTTP_PORT', 'ROLES', 'IMAP_AFTER', 'LOG_LEVEL', 'TELEGRAM_WEBHOOK_SECRET', 'IMAP_USER', 'IMAP_PASSWORD'])
+    for (const name of [
+      'AMQP_URL',
+      'HTTP_PORT',
+      'ROLES',
+      'IMAP_AFTER',
+      'LOG_LEVEL',
+      'TELEGRAM_WEBHOOK_SECRET',
+      'IMAP_USER',
+      'IMAP_PASSWORD',
+    ])
       expect(problems).toContain(name);
     expect(problems).toContain('unknown role "mailer"');
     expect((err as ConfigError).message).not.toContain('123:abc');
@@ -55,7 +70,11 @@ describe('loadConfig', () => {
 
   it('picks the Drive mode from the credentials given', () => {
     expect(loadConfig({ DRIVE_ACCESS_TOKEN: 't' }).driveMode).toBe('access-token');
-    expect(loadConfig({ DRIVE_CLIENT_ID: 'i', DRIVE_CLIENT_SECRET: 's', DRIVE_REFRESH_TOKEN: 'r' }).driveMode).toBe('oauth');
-    expect(() => loadConfig({ DRIVE_CLIENT_ID: 'i' })).toThrow(/DRIVE_CLIENT_SECRET and DRIVE_REFRESH_TOKEN go together/);
+    expect(
+      loadConfig({ DRIVE_CLIENT_ID: 'i', DRIVE_CLIENT_SECRET: 's', DRIVE_REFRESH_TOKEN: 'r' }).driveMode,
+    ).toBe('oauth');
+    expect(() => loadConfig({ DRIVE_CLIENT_ID: 'i' })).toThrow(
+      /DRIVE_CLIENT_SECRET and DRIVE_REFRESH_TOKEN go together/,
+    );
   });
 });

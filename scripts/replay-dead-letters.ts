@@ -24,10 +24,13 @@ try {
   if (args.includes('--list') || (ids.length === 0 && !args.includes('--all') && !consumer)) {
     const rows = await listDeadLetters(db, { consumer, limit: 500 });
     for (const r of rows)
-      console.log(`${r.id}  ${r.parked_at.toISOString()}  ${r.consumer}  ${r.event_type ?? '?'}  attempts=${r.attempts}  ${r.reason}`);
+      console.log(
+        `${r.id}  ${r.parked_at.toISOString()}  ${r.consumer}  ${r.event_type ?? '?'}  attempts=${r.attempts}  ${r.reason}`,
+      );
     console.log(`${rows.length} parked message(s)`);
   } else {
-    const targets = ids.length > 0 ? ids : (await listDeadLetters(db, { consumer, limit: 500 })).map((r) => r.id);
+    const targets =
+      ids.length > 0 ? ids : (await listDeadLetters(db, { consumer, limit: 500 })).map((r) => r.id);
     const broker = new Broker({ url: config.AMQP_URL, topology: postroomTopology(), log });
     void broker.start();
     await broker.waitConnected(15_000);

@@ -36,7 +36,11 @@ export function testTopology(
 }
 
 /** Starts a broker connection for tests (fast reconnects, short confirm timeout). */
-export async function startTestBroker(topology: Topology, url = TEST_AMQP_URL, log = testLogger()): Promise<Broker> {
+export async function startTestBroker(
+  topology: Topology,
+  url = TEST_AMQP_URL,
+  log = testLogger(),
+): Promise<Broker> {
   const broker = new Broker({
     url,
     topology,
@@ -63,7 +67,11 @@ export async function deleteTestTopology(topology: Topology): Promise<void> {
 }
 
 /** Polls `fn` until it returns a truthy value or the time is up; returns that value. */
-export async function waitFor<T>(fn: () => Promise<T> | T, timeoutMs = 15_000, what = 'condition'): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  fn: () => Promise<T> | T,
+  timeoutMs = 15_000,
+  what = 'condition',
+): Promise<NonNullable<T>> {
   const until = Date.now() + timeoutMs;
   let last: T | undefined;
   while (Date.now() < until) {
@@ -71,5 +79,7 @@ export async function waitFor<T>(fn: () => Promise<T> | T, timeoutMs = 15_000, w
     if (last) return last as NonNullable<T>;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last value: ${JSON.stringify(last)})`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what} (last value: ${JSON.stringify(last)})`,
+  );
 }

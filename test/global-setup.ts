@@ -8,7 +8,9 @@ export default async function setup(): Promise<void> {
     const c = await connect(TEST_AMQP_URL);
     await c.close();
   } catch (err) {
-    throw new Error(`RabbitMQ does not answer at ${TEST_AMQP_URL.replace(/:[^:@/]*@/, ':***@')}: ${String(err)}`);
+    throw new Error(
+      `RabbitMQ does not answer at ${TEST_AMQP_URL.replace(/:[^:@/]*@/, ':***@')}: ${String(err)}`,
+    );
   }
   const conn = createConnection({ uri: TEST_MYSQL_SERVER }).promise();
   try {

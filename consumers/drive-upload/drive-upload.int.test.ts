@@ -8,7 +8,14 @@ import { enqueueEvents, signalOutbox } from '../../infra/broker/outbox.js';
 import { startOutboxRelay, type OutboxRelay } from '../../infra/broker/outbox-relay.js';
 import type { Topology } from '../../infra/broker/topology.js';
 import { recordEmail } from '../../infra/db/repositories/emails.repository.js';
-import { deleteTestTopology, startTestBroker, testLogger, testNamespace, testTopology, waitFor } from '../../test/broker.js';
+import {
+  deleteTestTopology,
+  startTestBroker,
+  testLogger,
+  testNamespace,
+  testTopology,
+  waitFor,
+} from '../../test/broker.js';
 import { createTestDatabase, type TestDatabase } from '../../test/db.js';
 import { TEST_AMQP_URL } from '../../test/env.js';
 import { FakeDrive, FOLDER_MIME, guardEgress } from '../../test/fake-drive.js';
@@ -34,7 +41,9 @@ describe('drive-upload consumer', () => {
     egress = guardEgress();
     fake = await FakeDrive.start();
     t = await createTestDatabase('driveupload');
-    topology = testTopology(testNamespace('drive'), { 'drive-upload': ['email.received', 'attachment.analyzed'] });
+    topology = testTopology(testNamespace('drive'), {
+      'drive-upload': ['email.received', 'attachment.analyzed'],
+    });
     broker = await startTestBroker(topology);
     relay = startOutboxRelay({ broker, db: t.db, log, pollMs: 200 });
   });
@@ -58,7 +67,11 @@ describe('drive-upload consumer', () => {
     });
 
   /** Records an email with one attachment (as the poller would) and publishes its analysis verdict. */
-  async function emailWithAnalyzedAttachment(opts: { from: string; bytes: Buffer; verdict: 'accepted' | 'quarantined' }) {
+  async function emailWithAnalyzedAttachment(opts: {
+    from: string;
+    bytes: Buffer;
+    verdict: 'accepted' | 'quarantined';
+  }) {
     const blobs = createMysqlBlobStore(t.db);
     const stored = await blobs.put(opts.bytes);
     const attachmentId = randomUUID();
@@ -90,10 +103,23 @@ describe('drive-upload consumer', () => {
         ],
       },
     });
-    await t.db.updateTable('attachments').set({ verdict: opts.verdict, reason: 'test verdict' }).where('id', '=', attachmentId).execute();
+    await t.db
+      .updateTable('attachments')
+      .set({ verdict: opts.verdict, reason: 'test verdict' })
+      .where('id', '=', attachmentId)
+      .execute();
     const analyzed = createEvent(
       'attachment.analyzed',
-      { attachmentId, emailId, sha256: stored.sha256, verdict: opts.verdict, reason: 'test verdict', detectedType: 'application/pdf', image: null, thumbnailSha256: null },
+      {
+        attachmentId,
+        emailId,
+        sha256: stored.sha256,
+        verdict: opts.verdict,
+        reason: 'test verdict',
+        detectedType: 'application/pdf',
+        image: null,
+        thumbnailSha256: null,
+      },
       { correlationId: emailId },
     );
     await t.db.transaction().execute((trx) => enqueueEvents(trx, [analyzed]));
@@ -101,15 +127,19 @@ describe('drive-upload consumer', () => {
     return { emailId, attachmentId };
   }
 
-  const attachment = (id: string) => t.db.selectFrom('attachments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+  const attachment = (id: string) =>
+    t.db.selectFrom('attachments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
   const uploadedFiles = () => fake.files().filter((f) => f.mimeType !== FOLDER_MIME);
   const processedEvents = async (emailId: string) =>
-    (await t.db.selectFrom('outbox').select('body').where('routing_key', '=', 'email.processed').execute()).filter(
-      (r) => (JSON.parse(r.body) as { data: { emailId: string } }).data.emailId === emailId,
-    );
+    (
+      await t.db.selectFrom('outbox').select('body').where('routing_key', '=', 'email.processed').execute()
+    ).filter((r) => (JSON.parse(r.body) as { data: { emailId: string } }).data.emailId === emailId);
 
   it('uploads nothing twice when the consumer dies after the upload and before the ack', async () => {
-    const proxy = await startTcpProxy(new URL(TEST_AMQP_URL).hostname, Number(new URL(TEST_AMQP_URL).port || 5672));
+    const proxy = await startTcpProxy(
+      new URL(TEST_AMQP_URL).hostname,
+      Number(new URL(TEST_AMQP_URL).port || 5672),
+    );
     const u = new URL(TEST_AMQP_URL);
     u.host = `127.0.0.1:${proxy.port}`;
     const doomedBroker = await startTestBroker(topology, u.toString());
@@ -132,29 +162,49 @@ describe('drive-upload consumer', () => {
       },
     };
     const blobs = createMysqlBlobStore(t.db);
-    const doomed = await startConsumer(createDriveUploadHandler({ store: dying, blobs, folderTemplate: '{yyyy}/{mm}/{from}' }), {
-      broker: doomedBroker,
-      db: t.db,
-      log,
-    });
+    const doomed = await startConsumer(
+      createDriveUploadHandler({ store: dying, blobs, folderTemplate: '{yyyy}/{mm}/{from}' }),
+      {
+        broker: doomedBroker,
+        db: t.db,
+        log,
+      },
+    );
     const bytes = Buffer.concat([SMALL_PDF, randomBytes(64)]);
-    const { emailId, attachmentId } = await emailWithAnalyzedAttachment({ from: 'ana@example.com', bytes, verdict: 'accepted' });
+    const { emailId, attachmentId } = await emailWithAnalyzedAttachment({
+      from: 'ana@example.com',
+      bytes,
+      verdict: 'accepted',
+    });
     await waitFor(() => uploads === 1, 15_000, 'first upload');
     expect(uploadedFiles().filter((f) => f.appProperties?.['attachmentId'] === attachmentId)).toHaveLength(1);
 
     // The replacement process takes the redelivered message.
-    running.push(await startConsumer(createDriveUploadHandler({ store: await newStore(), blobs, folderTemplate: '{yyyy}/{mm}/{from}' }), { broker, db: t.db, log }));
-    const row = await waitFor(async () => {
-      const a = await attachment(attachmentId);
-      return a.drive_status === 'uploaded' ? a : null;
-    }, 20_000, 'uploaded by the replacement');
+    running.push(
+      await startConsumer(
+        createDriveUploadHandler({ store: await newStore(), blobs, folderTemplate: '{yyyy}/{mm}/{from}' }),
+        { broker, db: t.db, log },
+      ),
+    );
+    const row = await waitFor(
+      async () => {
+        const a = await attachment(attachmentId);
+        return a.drive_status === 'uploaded' ? a : null;
+      },
+      20_000,
+      'uploaded by the replacement',
+    );
     const files = uploadedFiles().filter((f) => f.appProperties?.['attachmentId'] === attachmentId);
     expect(files).toHaveLength(1);
     expect(row.drive_file_id).toBe(files[0]!.id);
     expect(fake.content(files[0]!.id).equals(bytes)).toBe(true);
     expect(row.drive_folder).toBe('2026/11/ana@example.com');
     await waitFor(async () => (await processedEvents(emailId)).length === 1, 10_000, 'email.processed');
-    const email = await t.db.selectFrom('emails').select('status').where('id', '=', emailId).executeTakeFirstOrThrow();
+    const email = await t.db
+      .selectFrom('emails')
+      .select('status')
+      .where('id', '=', emailId)
+      .executeTakeFirstOrThrow();
     expect(email.status).toBe('done');
 
     await doomed.stop().catch(() => undefined);
@@ -165,15 +215,23 @@ describe('drive-upload consumer', () => {
   it('links identical bytes already filed in the same folder instead of uploading them again', async () => {
     const bytes = Buffer.concat([SMALL_PDF, randomBytes(64)]);
     const first = await emailWithAnalyzedAttachment({ from: 'bo@example.com', bytes, verdict: 'accepted' });
-    const a1 = await waitFor(async () => {
-      const a = await attachment(first.attachmentId);
-      return a.drive_status === 'uploaded' ? a : null;
-    }, 15_000, 'first uploaded');
+    const a1 = await waitFor(
+      async () => {
+        const a = await attachment(first.attachmentId);
+        return a.drive_status === 'uploaded' ? a : null;
+      },
+      15_000,
+      'first uploaded',
+    );
     const second = await emailWithAnalyzedAttachment({ from: 'bo@example.com', bytes, verdict: 'accepted' });
-    const a2 = await waitFor(async () => {
-      const a = await attachment(second.attachmentId);
-      return a.drive_status !== 'pending' ? a : null;
-    }, 15_000, 'second final');
+    const a2 = await waitFor(
+      async () => {
+        const a = await attachment(second.attachmentId);
+        return a.drive_status !== 'pending' ? a : null;
+      },
+      15_000,
+      'second final',
+    );
     expect(a2.drive_status).toBe('skipped');
     expect(a2.drive_file_id).toBe(a1.drive_file_id);
     expect(a2.drive_link).toBe(a1.drive_link);
@@ -182,7 +240,11 @@ describe('drive-upload consumer', () => {
 
   it('files nothing for a quarantined attachment and still closes the email', async () => {
     const before = uploadedFiles().length;
-    const { emailId, attachmentId } = await emailWithAnalyzedAttachment({ from: 'cy@example.com', bytes: randomBytes(100), verdict: 'quarantined' });
+    const { emailId, attachmentId } = await emailWithAnalyzedAttachment({
+      from: 'cy@example.com',
+      bytes: randomBytes(100),
+      verdict: 'quarantined',
+    });
     await waitFor(async () => (await processedEvents(emailId)).length === 1, 15_000, 'email.processed');
     const a = await attachment(attachmentId);
     expect(a.drive_status).toBe('skipped');
@@ -192,29 +254,42 @@ describe('drive-upload consumer', () => {
 
   it('closes an email without attachments as soon as it arrives', async () => {
     const emailId = randomUUID();
-    await t.db.insertInto('emails').values({
-      id: emailId,
-      message_id: `${emailId}@test`,
-      message_id_hash: randomBytes(32).toString('hex'),
-      source: 'imap',
-      subject: 'no files',
-      from_address: 'di@example.com',
-      received_at: new Date(),
-      status: 'processing',
-      warnings: '[]',
-      size: 10,
-      attachment_count: 0,
-      mailbox: null,
-      uid: null,
-      uid_validity: null,
-      imap_after_at: null,
-      chat_id: null,
-      created_at: new Date(),
-      done_at: null,
-    }).execute();
+    await t.db
+      .insertInto('emails')
+      .values({
+        id: emailId,
+        message_id: `${emailId}@test`,
+        message_id_hash: randomBytes(32).toString('hex'),
+        source: 'imap',
+        subject: 'no files',
+        from_address: 'di@example.com',
+        received_at: new Date(),
+        status: 'processing',
+        warnings: '[]',
+        size: 10,
+        attachment_count: 0,
+        mailbox: null,
+        uid: null,
+        uid_validity: null,
+        imap_after_at: null,
+        chat_id: null,
+        created_at: new Date(),
+        done_at: null,
+      })
+      .execute();
     const received = createEvent(
       'email.received',
-      { emailId, messageId: `${emailId}@test`, source: 'imap', subject: 'no files', from: 'di@example.com', receivedAt: new Date().toISOString(), attachmentCount: 0, warnings: [], chatId: null },
+      {
+        emailId,
+        messageId: `${emailId}@test`,
+        source: 'imap',
+        subject: 'no files',
+        from: 'di@example.com',
+        receivedAt: new Date().toISOString(),
+        attachmentCount: 0,
+        warnings: [],
+        chatId: null,
+      },
       { correlationId: emailId },
     );
     await t.db.transaction().execute((trx) => enqueueEvents(trx, [received]));

@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { EmailReceivedV1 } from '../../contracts/index.js';
 import { createTestDatabase, type TestDatabase } from '../../test/db.js';
-import { deleteTestTopology, startTestBroker, testLogger, testNamespace, testTopology, waitFor } from '../../test/broker.js';
+import {
+  deleteTestTopology,
+  startTestBroker,
+  testLogger,
+  testNamespace,
+  testTopology,
+  waitFor,
+} from '../../test/broker.js';
 import { startTcpProxy, type TcpProxy } from '../../test/tcp-proxy.js';
 import { TEST_AMQP_URL } from '../../test/env.js';
 import { listDeadLetters } from '../db/repositories/dead-letters.repository.js';
@@ -50,10 +57,15 @@ async function effects(t: TestDatabase, consumer: string): Promise<Map<string, n
 /** How many messages a consumer handled with an outcome (`ok`, `duplicate`, ...), from its metrics. */
 async function consumed(queue: string, outcome: string): Promise<number> {
   const m = await consumedTotal.get();
-  return m.values.filter((v) => v.labels['queue'] === queue && v.labels['outcome'] === outcome).reduce((a, v) => a + v.value, 0);
+  return m.values
+    .filter((v) => v.labels['queue'] === queue && v.labels['outcome'] === outcome)
+    .reduce((a, v) => a + v.value, 0);
 }
 
-function recordingConsumer(name: string, behaviour?: (e: EmailReceivedV1, attempt: number) => void): ConsumerDefinition<'email.received'> {
+function recordingConsumer(
+  name: string,
+  behaviour?: (e: EmailReceivedV1, attempt: number) => void,
+): ConsumerDefinition<'email.received'> {
   return {
     name,
     events: ['email.received'],
@@ -61,7 +73,9 @@ function recordingConsumer(name: string, behaviour?: (e: EmailReceivedV1, attemp
     async handle(event, ctx) {
       behaviour?.(event, ctx.attempt);
       await ctx.commit(async (trx) => {
-        await appendTimeline(trx, [{ emailId: event.data.emailId, stage: name, event: 'applied', detail: event.id }]);
+        await appendTimeline(trx, [
+          { emailId: event.data.emailId, stage: name, event: 'applied', detail: event.id },
+        ]);
       });
     },
   };
@@ -151,9 +165,17 @@ describe('broker, outbox and consumer runner on real RabbitMQ and MariaDB', () =
       // The failed pass rolls back (the row stays unsent) and the next pass publishes it again.
       await dying.flush();
       expect(died).toBe(1);
-      const row = await t.db.selectFrom('outbox').select('sent_at').where('event_id', '=', e.id).executeTakeFirstOrThrow();
+      const row = await t.db
+        .selectFrom('outbox')
+        .select('sent_at')
+        .where('event_id', '=', e.id)
+        .executeTakeFirstOrThrow();
       expect(row.sent_at).toBeInstanceOf(Date);
-      await waitFor(async () => (await consumed('effect', 'duplicate')) > duplicatesBefore, 10_000, 'duplicate delivery seen');
+      await waitFor(
+        async () => (await consumed('effect', 'duplicate')) > duplicatesBefore,
+        10_000,
+        'duplicate delivery seen',
+      );
       expect((await effects(t, 'effect')).get(e.id)).toBe(1);
     } finally {
       await dying.stop();
@@ -165,7 +187,10 @@ describe('broker, outbox and consumer runner on real RabbitMQ and MariaDB', () =
     const e = emailReceived('dup');
     const body = Buffer.from(JSON.stringify(e));
     const ex = names.exchange(topology.namespace, 'mail');
-    await Promise.all([broker.publish(ex, e.type, body, { messageId: e.id }), broker.publish(ex, e.type, body, { messageId: e.id })]);
+    await Promise.all([
+      broker.publish(ex, e.type, body, { messageId: e.id }),
+      broker.publish(ex, e.type, body, { messageId: e.id }),
+    ]);
     await waitFor(async () => (await effects(t, 'effect')).get(e.id) === 1, 10_000, 'effect');
     await new Promise((r) => setTimeout(r, 500));
     expect((await effects(t, 'effect')).get(e.id)).toBe(1);
@@ -202,10 +227,14 @@ describe('broker, outbox and consumer runner on real RabbitMQ and MariaDB', () =
     const e = emailReceived('doomed');
     await t.db.transaction().execute((trx) => enqueueEvents(trx, [e]));
     signalOutbox();
-    const [dl] = await waitFor(async () => {
-      const l = await listDeadLetters(t.db, { consumer: 'doomed' });
-      return l.length ? l : null;
-    }, 15_000, 'parked');
+    const [dl] = await waitFor(
+      async () => {
+        const l = await listDeadLetters(t.db, { consumer: 'doomed' });
+        return l.length ? l : null;
+      },
+      15_000,
+      'parked',
+    );
     expect(calls).toBe(3); // first delivery + one per retry tier
     expect(dl!.event_id).toBe(e.id);
     expect(dl!.attempts).toBe(3);
@@ -235,7 +264,11 @@ describe('broker, outbox and consumer runner on real RabbitMQ and MariaDB', () =
     await broker.publish(ex, 'email.received', Buffer.from(JSON.stringify(perm)));
     const good = emailReceived('good');
     await broker.publish(ex, 'email.received', Buffer.from(JSON.stringify(good)));
-    await waitFor(async () => (await listDeadLetters(t.db, { consumer: 'strict' })).length === 3, 10_000, '3 parked');
+    await waitFor(
+      async () => (await listDeadLetters(t.db, { consumer: 'strict' })).length === 3,
+      10_000,
+      '3 parked',
+    );
     await waitFor(async () => (await effects(t, 'strict')).get(good.id) === 1, 10_000, 'good applied');
     const reasons = (await listDeadLetters(t.db, { consumer: 'strict' })).map((d) => [d.attempts, d.reason]);
     expect(reasons).toEqual(
@@ -279,10 +312,14 @@ describe('broker, outbox and consumer runner on real RabbitMQ and MariaDB', () =
       }
       await publishing;
       expect(proxy.accepted()).toBeGreaterThanOrEqual(4);
-      await waitFor(async () => {
-        const m = await effects(t, 'burst');
-        return confirmed.every((id) => m.get(id) === 1);
-      }, 30_000, 'every confirmed message applied');
+      await waitFor(
+        async () => {
+          const m = await effects(t, 'burst');
+          return confirmed.every((id) => m.get(id) === 1);
+        },
+        30_000,
+        'every confirmed message applied',
+      );
       const m = await effects(t, 'burst');
       expect([...m.values()].every((n) => n === 1)).toBe(true);
     } finally {
@@ -301,15 +338,27 @@ describe('broker, outbox and consumer runner on real RabbitMQ and MariaDB', () =
       const dying = await startTestBroker(topology, u.toString());
       const e = emailReceived('poison');
       // Each delivery "crashes" the process: the connection dies before the ack.
-      await start(recordingConsumer('crashy', () => {
-        proxy.dropConnections();
-        throw new Error('crash');
-      }), dying);
-      await broker.publish(names.exchange(topology.namespace, 'mail'), e.type, Buffer.from(JSON.stringify(e)), { messageId: e.id });
-      const [dl] = await waitFor(async () => {
-        const l = await listDeadLetters(t.db, { consumer: 'crashy' });
-        return l.length ? l : null;
-      }, 30_000, 'delivery-limit dead letter');
+      await start(
+        recordingConsumer('crashy', () => {
+          proxy.dropConnections();
+          throw new Error('crash');
+        }),
+        dying,
+      );
+      await broker.publish(
+        names.exchange(topology.namespace, 'mail'),
+        e.type,
+        Buffer.from(JSON.stringify(e)),
+        { messageId: e.id },
+      );
+      const [dl] = await waitFor(
+        async () => {
+          const l = await listDeadLetters(t.db, { consumer: 'crashy' });
+          return l.length ? l : null;
+        },
+        30_000,
+        'delivery-limit dead letter',
+      );
       expect(dl!.event_id).toBe(e.id);
       expect(dl!.reason).toContain('DELIVERY_LIMIT');
       await running.pop()?.stop();
@@ -319,5 +368,4 @@ describe('broker, outbox and consumer runner on real RabbitMQ and MariaDB', () =
       await collector.stop();
     }
   });
-
 });

@@ -115,7 +115,12 @@ export class Broker extends EventEmitter {
    * Publishes one message and resolves when the broker confirms it. Rejects with a retryable error on
    * a nack, a confirm that does not come within the timeout, or a connection lost meanwhile.
    */
-  async publish(exchange: string, routingKey: string, content: Buffer, options: Options.Publish = {}): Promise<void> {
+  async publish(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    options: Options.Publish = {},
+  ): Promise<void> {
     const ch = this.pubChannel;
     if (!ch) throw new RetryableError('BROKER.UNAVAILABLE', 'RabbitMQ is not connected; cannot publish');
     const timeoutMs = this.opts.confirmTimeoutMs ?? 10_000;
@@ -123,24 +128,40 @@ export class Broker extends EventEmitter {
     const confirmed = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(fail);
-        reject(new RetryableError('BROKER.CONFIRM_TIMEOUT', `No publisher confirm within ${timeoutMs} ms for ${routingKey}`));
+        reject(
+          new RetryableError(
+            'BROKER.CONFIRM_TIMEOUT',
+            `No publisher confirm within ${timeoutMs} ms for ${routingKey}`,
+          ),
+        );
       }, timeoutMs);
       const fail = (err: Error) => {
         clearTimeout(timer);
-        reject(new RetryableError('BROKER.CONNECTION_LOST', `Connection lost before ${routingKey} was confirmed`, { cause: err }));
+        reject(
+          new RetryableError('BROKER.CONNECTION_LOST', `Connection lost before ${routingKey} was confirmed`, {
+            cause: err,
+          }),
+        );
       };
       this.pending.add(fail);
       try {
         ok = ch.publish(exchange, routingKey, content, { persistent: true, ...options }, (err) => {
           clearTimeout(timer);
           this.pending.delete(fail);
-          if (err) reject(new RetryableError('BROKER.NACK', `RabbitMQ refused ${routingKey} on ${exchange}`, { cause: err }));
+          if (err)
+            reject(
+              new RetryableError('BROKER.NACK', `RabbitMQ refused ${routingKey} on ${exchange}`, {
+                cause: err,
+              }),
+            );
           else resolve();
         });
       } catch (err) {
         clearTimeout(timer);
         this.pending.delete(fail);
-        reject(new RetryableError('BROKER.PUBLISH_FAILED', `Could not publish ${routingKey}`, { cause: err }));
+        reject(
+          new RetryableError('BROKER.PUBLISH_FAILED', `Could not publish ${routingKey}`, { cause: err }),
+        );
       }
     });
     // publish() returning false still buffered the message: hold further publishes until `drain`.
@@ -162,13 +183,15 @@ export class Broker extends EventEmitter {
     const model = this.model;
     this.model = null;
     this.pubChannel = null;
-    if (model) await model.close().catch((err: unknown) => this.log.debug({ err }, 'close after connection loss'));
+    if (model)
+      await model.close().catch((err: unknown) => this.log.debug({ err }, 'close after connection loss'));
     this.failPending(new Error('broker closed'));
   }
 
   /** Breaks the current connection as a network failure would (tests of reconnects). */
   destroySocketForTest(): void {
-    const stream = (this.model as unknown as { connection?: { stream?: { destroy(): void } } } | null)?.connection?.stream;
+    const stream = (this.model as unknown as { connection?: { stream?: { destroy(): void } } } | null)
+      ?.connection?.stream;
     stream?.destroy();
   }
 
@@ -187,7 +210,9 @@ export class Broker extends EventEmitter {
         timeout: 10_000,
       });
       model.on('error', (err: Error) => this.log.warn({ err }, 'connection error'));
-      model.on('blocked', (reason: string) => this.log.warn({ reason }, 'RabbitMQ blocked publishing (resource alarm)'));
+      model.on('blocked', (reason: string) =>
+        this.log.warn({ reason }, 'RabbitMQ blocked publishing (resource alarm)'),
+      );
       model.on('unblocked', () => this.log.info('RabbitMQ unblocked publishing'));
       const setupChannel = await model.createChannel();
       setupChannel.on('error', (err: Error) => this.log.warn({ err }, 'setup channel error'));

@@ -1,8 +1,22 @@
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
-import { contracts, EnvelopeHeader, ajv, formatErrors, type AnyEvent, type EventType } from '../../contracts/index.js';
+import {
+  contracts,
+  EnvelopeHeader,
+  ajv,
+  formatErrors,
+  type AnyEvent,
+  type EventType,
+} from '../../contracts/index.js';
 import type { Db } from '../db/database.js';
 import { parkMessage } from '../db/repositories/dead-letters.repository.js';
-import { describeError, isRetryable, PermanentError, PostroomError, RetryableError, ValidationError } from '../errors.js';
+import {
+  describeError,
+  isRetryable,
+  PermanentError,
+  PostroomError,
+  RetryableError,
+  ValidationError,
+} from '../errors.js';
 import type { Logger } from '../logger.js';
 import { consumedTotal, handlerSeconds, parkedTotal, retriedTotal } from '../metrics.js';
 import type { Broker } from './connection.js';
@@ -45,7 +59,10 @@ function isDuplicateKey(err: unknown): boolean {
  * each message against its contract, skips events its inbox already holds, calls the handler, and
  * turns the outcome into an ack, a retry through the delay tiers, or a dead letter in MySQL.
  */
-export async function startConsumer<T extends EventType>(def: ConsumerDefinition<T>, deps: ConsumerDeps): Promise<RunningConsumer> {
+export async function startConsumer<T extends EventType>(
+  def: ConsumerDefinition<T>,
+  deps: ConsumerDeps,
+): Promise<RunningConsumer> {
   const { broker, db } = deps;
   const ns = broker.namespace;
   const queue = names.queue(ns, def.name);
@@ -57,7 +74,13 @@ export async function startConsumer<T extends EventType>(def: ConsumerDefinition
   let consumerTag: string | null = null;
   let stopping = false;
 
-  const park = async (msg: ConsumeMessage, reason: string, attempts: number, header: Partial<EnvelopeHeader> | null, code: string) => {
+  const park = async (
+    msg: ConsumeMessage,
+    reason: string,
+    attempts: number,
+    header: Partial<EnvelopeHeader> | null,
+    code: string,
+  ) => {
     await parkMessage(db, {
       consumer: def.name,
       queue: def.name,
@@ -65,7 +88,10 @@ export async function startConsumer<T extends EventType>(def: ConsumerDefinition
       headers: (msg.properties.headers ?? {}) as Record<string, unknown>,
       reason,
       attempts,
-      eventId: typeof header?.id === 'string' ? header.id : (msg.properties.messageId as string | undefined) ?? null,
+      eventId:
+        typeof header?.id === 'string'
+          ? header.id
+          : ((msg.properties.messageId as string | undefined) ?? null),
       eventType: typeof header?.type === 'string' ? header.type : null,
       correlationId: typeof header?.correlationId === 'string' ? header.correlationId : null,
     });
@@ -78,7 +104,11 @@ export async function startConsumer<T extends EventType>(def: ConsumerDefinition
     while (tier < tiers.length - 1 && (tiers[tier] ?? 0) < wanted) tier += 1;
     await broker.publish('', names.retryQueue(ns, def.name, tier), msg.content, {
       ...msg.properties,
-      headers: { ...msg.properties.headers, [ATTEMPT_HEADER]: attempt + 1, [LAST_ERROR_HEADER]: describeError(err).slice(0, 500) },
+      headers: {
+        ...msg.properties.headers,
+        [ATTEMPT_HEADER]: attempt + 1,
+        [LAST_ERROR_HEADER]: describeError(err).slice(0, 500),
+      },
       persistent: true,
     });
     retriedTotal.inc({ queue: def.name, tier: String(tier) });
@@ -106,13 +136,20 @@ export async function startConsumer<T extends EventType>(def: ConsumerDefinition
       } catch (err) {
         throw new ValidationError('Message body is not JSON', [(err as Error).message], { cause: err });
       }
-      if (!validateHeader(parsed)) throw new ValidationError('Message is not a Postroom event envelope', formatErrors(validateHeader.errors));
+      if (!validateHeader(parsed))
+        throw new ValidationError(
+          'Message is not a Postroom event envelope',
+          formatErrors(validateHeader.errors),
+        );
       header = parsed;
       mlog = log.child({ eventId: header.id, correlationId: header.correlationId, eventType: header.type });
       if (!(def.events as readonly string[]).includes(header.type))
-        throw new ValidationError('Unexpected event type for this consumer', [`/type: ${header.type} is not one of ${def.events.join(', ')}`]);
+        throw new ValidationError('Unexpected event type for this consumer', [
+          `/type: ${header.type} is not one of ${def.events.join(', ')}`,
+        ]);
       const contract = contracts[header.type as T];
-      if (!contract.validate(parsed)) throw new ValidationError(`Invalid ${header.type} event`, formatErrors(contract.validate.errors));
+      if (!contract.validate(parsed))
+        throw new ValidationError(`Invalid ${header.type} event`, formatErrors(contract.validate.errors));
       const event = parsed as AnyEvent;
 
       const seen = await db
@@ -135,7 +172,8 @@ export async function startConsumer<T extends EventType>(def: ConsumerDefinition
         attempt,
         lastAttempt: attempt >= maxAttempts,
         current: event as never,
-        event: (type, data) => createEvent(type, data, { correlationId: event.correlationId, causationId: event.id }),
+        event: (type, data) =>
+          createEvent(type, data, { correlationId: event.correlationId, causationId: event.id }),
         commit: async (fn) => {
           if (committed) throw new Error('commit() called twice for one event');
           committed = true;
@@ -144,7 +182,10 @@ export async function startConsumer<T extends EventType>(def: ConsumerDefinition
           try {
             const result = await db.transaction().execute(async (trx) => {
               try {
-                await trx.insertInto('inbox').values({ consumer: def.name, event_id: event.id, processed_at: new Date() }).execute();
+                await trx
+                  .insertInto('inbox')
+                  .values({ consumer: def.name, event_id: event.id, processed_at: new Date() })
+                  .execute();
               } catch (err) {
                 if (isDuplicateKey(err)) throw new AlreadyProcessed();
                 throw err;
@@ -239,7 +280,8 @@ export async function startConsumer<T extends EventType>(def: ConsumerDefinition
       stopping = true;
       broker.removeSetup(setup);
       const ch = channel;
-      if (ch && consumerTag) await ch.cancel(consumerTag).catch((err: unknown) => log.debug({ err }, 'cancel failed'));
+      if (ch && consumerTag)
+        await ch.cancel(consumerTag).catch((err: unknown) => log.debug({ err }, 'cancel failed'));
       // Messages already delivered are finished, not returned, so a restart does not count against
       // their delivery limit.
       while (inFlight.size > 0) await Promise.allSettled([...inFlight]);

@@ -14,13 +14,21 @@ import { names } from './topology.js';
  * on it again and again. Recording it in MySQL makes it visible and replayable like any other parked
  * message.
  */
-export async function startDeadLetterCollector(deps: { broker: Broker; db: Db; log: Logger }): Promise<{ stop(): Promise<void> }> {
+export async function startDeadLetterCollector(deps: {
+  broker: Broker;
+  db: Db;
+  log: Logger;
+}): Promise<{ stop(): Promise<void> }> {
   const { broker, db } = deps;
   const log = deps.log.child({ module: 'dead-letter-collector' });
   const prefix = `${broker.namespace}.`;
   let channel: Channel | null = null;
   const onMessage = async (ch: Channel, msg: ConsumeMessage) => {
-    const deaths = (msg.properties.headers?.['x-death'] ?? []) as { queue?: string; reason?: string; count?: number }[];
+    const deaths = (msg.properties.headers?.['x-death'] ?? []) as {
+      queue?: string;
+      reason?: string;
+      count?: number;
+    }[];
     // x-death lists the most recent death first (a retried message also died once in a retry queue).
     const last = deaths[0];
     const queueFull = String(last?.queue ?? msg.properties.headers?.['x-first-death-queue'] ?? 'unknown');
@@ -43,7 +51,10 @@ export async function startDeadLetterCollector(deps: { broker: Broker; db: Db; l
             ? `RABBITMQ.DELIVERY_LIMIT: delivered ${broker.topology.deliveryLimit} times without an ack (the consumer crashed or hung on it)`
             : `RABBITMQ.DEAD_LETTERED: ${why}`,
         attempts: Number(msg.properties.headers?.['x-delivery-count'] ?? broker.topology.deliveryLimit),
-        eventId: typeof header.id === 'string' ? header.id : ((msg.properties.messageId as string | undefined) ?? null),
+        eventId:
+          typeof header.id === 'string'
+            ? header.id
+            : ((msg.properties.messageId as string | undefined) ?? null),
         eventType: typeof header.type === 'string' ? header.type : null,
         correlationId: typeof header.correlationId === 'string' ? header.correlationId : null,
       });
@@ -82,10 +93,17 @@ export async function startDeadLetterCollector(deps: { broker: Broker; db: Db; l
  * Puts a parked message back on its consumer's queue as a fresh first attempt, then marks it replayed.
  * A consumer that already applied it (it was parked after the effect) skips it through its inbox.
  */
-export async function replayDeadLetter(deps: { broker: Broker; db: Db }, id: string): Promise<{ queue: string }> {
+export async function replayDeadLetter(
+  deps: { broker: Broker; db: Db },
+  id: string,
+): Promise<{ queue: string }> {
   const row = await getDeadLetter(deps.db, id);
   if (!row) throw new PermanentError('DEAD_LETTER.NOT_FOUND', `No dead letter ${id}`);
-  if (row.replayed_at) throw new PermanentError('DEAD_LETTER.ALREADY_REPLAYED', `Dead letter ${id} was already replayed at ${row.replayed_at.toISOString()}`);
+  if (row.replayed_at)
+    throw new PermanentError(
+      'DEAD_LETTER.ALREADY_REPLAYED',
+      `Dead letter ${id} was already replayed at ${row.replayed_at.toISOString()}`,
+    );
   const queue = names.queue(deps.broker.namespace, row.queue);
   await deps.broker.publish('', queue, Buffer.from(row.body, 'utf8'), {
     messageId: row.event_id ?? undefined,

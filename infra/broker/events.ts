@@ -11,7 +11,11 @@ export interface EventOrigin {
 }
 
 /** Builds a new, validated event envelope. Throws `ValidationError` when `data` breaks the schema. */
-export function createEvent<T extends EventType>(type: T, data: EventOf<T>['data'], origin: EventOrigin): EventOf<T> {
+export function createEvent<T extends EventType>(
+  type: T,
+  data: EventOf<T>['data'],
+  origin: EventOrigin,
+): EventOf<T> {
   const contract = contracts[type];
   const event = {
     id: randomUUID(),
@@ -30,7 +34,9 @@ export function createEvent<T extends EventType>(type: T, data: EventOf<T>['data
 export function assertValidEvent(event: unknown): asserts event is EventOf<EventType> {
   const type = (event as { type?: unknown } | null)?.type;
   if (typeof type !== 'string' || !Object.hasOwn(contracts, type))
-    throw new ValidationError('Unknown event type', [`/type: ${JSON.stringify(type)} is not a Postroom event`]);
+    throw new ValidationError('Unknown event type', [
+      `/type: ${JSON.stringify(type)} is not a Postroom event`,
+    ]);
   const contract = contracts[type as EventType];
   if (!contract.validate(event))
     throw new ValidationError(`Invalid ${type} event`, formatErrors(contract.validate.errors));

@@ -63,14 +63,19 @@ export function startOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       await Promise.all(
         rows.map((r) =>
           broker
-            .publish(names.exchange(broker.namespace, r.exchange), r.routing_key, Buffer.from(r.body, 'utf8'), {
-              messageId: r.event_id,
-              type: r.routing_key,
-              correlationId: r.correlation_id,
-              contentType: 'application/json',
-              timestamp: Math.floor(r.created_at.getTime() / 1000),
-              persistent: true,
-            })
+            .publish(
+              names.exchange(broker.namespace, r.exchange),
+              r.routing_key,
+              Buffer.from(r.body, 'utf8'),
+              {
+                messageId: r.event_id,
+                type: r.routing_key,
+                correlationId: r.correlation_id,
+                contentType: 'application/json',
+                timestamp: Math.floor(r.created_at.getTime() / 1000),
+                persistent: true,
+              },
+            )
             .then(() => publishedTotal.inc({ exchange: r.exchange, routing_key: r.routing_key })),
         ),
       );

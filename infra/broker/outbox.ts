@@ -18,7 +18,10 @@ export function signalOutbox(): void {
  * published only if that transaction commits; call `signalOutbox()` after the commit for low latency
  * (the relay also polls).
  */
-export async function enqueueEvents(trx: Transaction<Database> | Kysely<Database>, events: readonly AnyEvent[]): Promise<void> {
+export async function enqueueEvents(
+  trx: Transaction<Database> | Kysely<Database>,
+  events: readonly AnyEvent[],
+): Promise<void> {
   if (events.length === 0) return;
   const now = new Date();
   const rows = events.map((event) => {
@@ -34,5 +37,9 @@ export async function enqueueEvents(trx: Transaction<Database> | Kysely<Database
     };
   });
   // Large batches are split so one statement stays well under max_allowed_packet.
-  for (let i = 0; i < rows.length; i += 500) await trx.insertInto('outbox').values(rows.slice(i, i + 500)).execute();
+  for (let i = 0; i < rows.length; i += 500)
+    await trx
+      .insertInto('outbox')
+      .values(rows.slice(i, i + 500))
+      .execute();
 }

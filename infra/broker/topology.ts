@@ -46,7 +46,8 @@ export const names = {
 
 /** Declares every exchange, queue and binding (idempotent; run on each connect). */
 export async function declareTopology(ch: Channel, t: Topology): Promise<void> {
-  for (const ex of t.exchanges) await ch.assertExchange(names.exchange(t.namespace, ex), 'topic', { durable: true });
+  for (const ex of t.exchanges)
+    await ch.assertExchange(names.exchange(t.namespace, ex), 'topic', { durable: true });
   await ch.assertExchange(names.deadExchange(t.namespace), 'fanout', { durable: true });
   await ch.assertQueue(names.deadQueue(t.namespace), { durable: true });
   await ch.bindQueue(names.deadQueue(t.namespace), names.deadExchange(t.namespace), '');
@@ -61,7 +62,8 @@ export async function declareTopology(ch: Channel, t: Topology): Promise<void> {
         'x-dead-letter-strategy': 'at-least-once',
       },
     });
-    for (const b of q.bindings) await ch.bindQueue(queue, names.exchange(t.namespace, b.exchange), b.routingKey);
+    for (const b of q.bindings)
+      await ch.bindQueue(queue, names.exchange(t.namespace, b.exchange), b.routingKey);
     for (const [tier, delay] of t.retryDelaysMs.entries()) {
       await ch.assertQueue(names.retryQueue(t.namespace, q.name, tier), {
         durable: true,
@@ -79,7 +81,8 @@ export async function declareTopology(ch: Channel, t: Topology): Promise<void> {
 export async function deleteTopology(ch: Channel, t: Topology): Promise<void> {
   for (const q of t.queues) {
     await ch.deleteQueue(names.queue(t.namespace, q.name));
-    for (const tier of t.retryDelaysMs.keys()) await ch.deleteQueue(names.retryQueue(t.namespace, q.name, tier));
+    for (const tier of t.retryDelaysMs.keys())
+      await ch.deleteQueue(names.retryQueue(t.namespace, q.name, tier));
   }
   await ch.deleteQueue(names.deadQueue(t.namespace));
   await ch.deleteExchange(names.deadExchange(t.namespace));

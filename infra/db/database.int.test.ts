@@ -11,9 +11,13 @@ describe('database', () => {
   afterAll(async () => t?.drop());
 
   it('creates the missing database and runs every migration, and a second run changes nothing', async () => {
-    const tables = await sql<{ n: string }>`SELECT table_name AS n FROM information_schema.tables WHERE table_schema = ${t.name}`.execute(t.db);
+    const tables = await sql<{
+      n: string;
+    }>`SELECT table_name AS n FROM information_schema.tables WHERE table_schema = ${t.name}`.execute(t.db);
     const names = tables.rows.map((r) => r.n);
-    expect(names).toEqual(expect.arrayContaining(['outbox', 'inbox', 'dead_letters', 'emails', 'attachments', 'blobs']));
+    expect(names).toEqual(
+      expect.arrayContaining(['outbox', 'inbox', 'dead_letters', 'emails', 'attachments', 'blobs']),
+    );
     const again = await migrateToLatest(t.db as never);
     expect(again.results).toEqual([]);
   });

@@ -13,7 +13,8 @@ export type Db = Kysely<Database>;
 export function parseMysqlUrl(url: string): { database: string; serverUrl: string } {
   const u = new URL(url);
   const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
-  if (!/^[A-Za-z0-9_$]+$/.test(database)) throw new Error(`MYSQL_URL must name a database (letters, digits, _)`);
+  if (!/^[A-Za-z0-9_$]+$/.test(database))
+    throw new Error(`MYSQL_URL must name a database (letters, digits, _)`);
   u.pathname = '/';
   return { database, serverUrl: u.toString() };
 }
@@ -76,12 +77,19 @@ export async function migrateToLatest(db: Kysely<unknown>, log?: Logger): Promis
     if (r.status === 'Success') log?.info({ migration: r.migrationName }, 'migration applied');
     else if (r.status === 'Error') log?.error({ migration: r.migrationName }, 'migration failed');
   }
-  if (result.error) throw new Error(`Database migration failed: ${String((result.error as Error).message ?? result.error)}`, { cause: result.error });
+  if (result.error)
+    throw new Error(`Database migration failed: ${String((result.error as Error).message ?? result.error)}`, {
+      cause: result.error,
+    });
   return result;
 }
 
 /** Creates the database when missing, opens it and migrates it: what every process does at start. */
-export async function connectDatabase(url: string, log?: Logger, options?: DatabaseOptions): Promise<DatabaseHandle> {
+export async function connectDatabase(
+  url: string,
+  log?: Logger,
+  options?: DatabaseOptions,
+): Promise<DatabaseHandle> {
   await ensureDatabase(url);
   const handle = openDatabase(url, options);
   await migrateToLatest(handle.db as unknown as Kysely<unknown>, log);

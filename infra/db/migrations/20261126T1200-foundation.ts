@@ -43,7 +43,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('parked_at', sql`datetime(3)`, (c) => c.notNull())
     .addColumn('replayed_at', sql`datetime(3)`)
     .execute();
-  await db.schema.createIndex('dead_letters_parked').on('dead_letters').columns(['replayed_at', 'parked_at']).execute();
+  await db.schema
+    .createIndex('dead_letters_parked')
+    .on('dead_letters')
+    .columns(['replayed_at', 'parked_at'])
+    .execute();
 
   await db.schema
     .createTable('blobs')
@@ -84,7 +88,11 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.createIndex('emails_created').on('emails').columns(['created_at', 'id']).execute();
   await db.schema.createIndex('emails_status').on('emails').columns(['status', 'created_at']).execute();
   await db.schema.createIndex('emails_from').on('emails').columns(['from_address', 'created_at']).execute();
-  await db.schema.createIndex('emails_imap_after').on('emails').columns(['imap_after_at', 'mailbox']).execute();
+  await db.schema
+    .createIndex('emails_imap_after')
+    .on('emails')
+    .columns(['imap_after_at', 'mailbox'])
+    .execute();
 
   await db.schema
     .createTable('attachments')
@@ -143,6 +151,16 @@ export async function up(db: Kysely<any>): Promise<void> {
 
 /** Drops every table of this migration. */
 export async function down(db: Kysely<any>): Promise<void> {
-  for (const t of ['imap_checkpoints', 'timeline', 'attachments', 'emails', 'blob_chunks', 'blobs', 'dead_letters', 'inbox', 'outbox'])
+  for (const t of [
+    'imap_checkpoints',
+    'timeline',
+    'attachments',
+    'emails',
+    'blob_chunks',
+    'blobs',
+    'dead_letters',
+    'inbox',
+    'outbox',
+  ])
     await db.schema.dropTable(t).ifExists().execute();
 }

@@ -44,7 +44,11 @@ export async function parkMessage(db: Kysely<Database>, input: ParkInput): Promi
     })
     .onDuplicateKeyUpdate({ reason, attempts: input.attempts, parked_at: now, replayed_at: null })
     .execute();
-  const row = await db.selectFrom('dead_letters').select('id').where('dedupe_key', '=', key.slice(0, 255)).executeTakeFirst();
+  const row = await db
+    .selectFrom('dead_letters')
+    .select('id')
+    .where('dedupe_key', '=', key.slice(0, 255))
+    .executeTakeFirst();
   return row?.id ?? id;
 }
 
@@ -59,14 +63,20 @@ export interface ListDeadLettersOptions {
 }
 
 /** Lists parked messages, newest first. */
-export async function listDeadLetters(db: Kysely<Database>, opts: ListDeadLettersOptions = {}): Promise<DeadLettersTable[]> {
+export async function listDeadLetters(
+  db: Kysely<Database>,
+  opts: ListDeadLettersOptions = {},
+): Promise<DeadLettersTable[]> {
   let q = db.selectFrom('dead_letters').selectAll();
   if (!opts.includeReplayed) q = q.where('replayed_at', 'is', null);
   if (opts.consumer) q = q.where('consumer', '=', opts.consumer);
   const before = opts.before;
   if (before)
     q = q.where((eb) =>
-      eb.or([eb('parked_at', '<', before.parkedAt), eb.and([eb('parked_at', '=', before.parkedAt), eb('id', '<', before.id)])]),
+      eb.or([
+        eb('parked_at', '<', before.parkedAt),
+        eb.and([eb('parked_at', '=', before.parkedAt), eb('id', '<', before.id)]),
+      ]),
     );
   return q
     .orderBy('parked_at', 'desc')

@@ -16,7 +16,10 @@ export interface TimelineEntry {
 }
 
 /** Appends entries to emails' timelines (in the caller's transaction, so they commit with the effect). */
-export async function appendTimeline(db: Kysely<Database> | Transaction<Database>, entries: readonly TimelineEntry[]): Promise<void> {
+export async function appendTimeline(
+  db: Kysely<Database> | Transaction<Database>,
+  entries: readonly TimelineEntry[],
+): Promise<void> {
   if (entries.length === 0) return;
   const now = new Date();
   await db
