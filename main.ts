@@ -4,7 +4,7 @@ import { createMysqlBlobStore } from './infra/blobs/mysql-blob-store.js';
 import { Broker } from './infra/broker/connection.js';
 import { startDeadLetterCollector } from './infra/broker/dead-letters.js';
 import { startOutboxRelay, type OutboxRelay } from './infra/broker/outbox-relay.js';
-import { postroomTopology } from './infra/broker/subscriptions.js';
+import { CORE_CONSUMERS, postroomTopology, type ConsumerName } from './infra/broker/subscriptions.js';
 import { loadConfig, loadDotEnv, type Config, type Role } from './infra/config.js';
 import { connectDatabase, pingDatabase, type DatabaseHandle } from './infra/db/database.js';
 import { ConfigError } from './infra/errors.js';
@@ -43,6 +43,16 @@ async function notBuiltYet(ctx: RoleContext, role: string, configured: boolean):
       `${role} role is configured but not available in this version; its events wait in their queue`,
     );
   return null;
+}
+
+/** The consumer queues this process declares: the main path always, the optional ones when it runs them configured. */
+export function declaredConsumers(config: Config): ConsumerName[] {
+  const names: ConsumerName[] = [...CORE_CONSUMERS];
+  const has = (r: Role) => config.roles.includes(r);
+  if (has('outbound') && config.HOOKS_FILE) names.push('outbound-api');
+  if (has('telegram') && config.TELEGRAM_BOT_TOKEN) names.push('telegram-bot');
+  if (has('notify') && config.TELEGRAM_BOT_TOKEN) names.push('telegram-notifier');
+  return names;
 }
 
 /** Options for starting Postroom in-process (tests start it with a namespace of their own). */
@@ -98,7 +108,11 @@ export async function startPostroom(config: Config, opts: StartOptions = {}): Pr
   const openapiParts: NonNullable<RoleHandle['openapi']>[] = [];
   let stopping = false;
 
-  const topology = postroomTopology({ namespace: opts.namespace, retryDelaysMs: opts.retryDelaysMs });
+  const topology = postroomTopology({
+    namespace: opts.namespace,
+    retryDelaysMs: opts.retryDelaysMs,
+    consumers: declaredConsumers(config),
+  });
   const broker = new Broker({
     url: config.AMQP_URL,
     topology,

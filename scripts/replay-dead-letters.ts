@@ -4,7 +4,7 @@
  */
 import { Broker } from '../infra/broker/connection.js';
 import { replayDeadLetter } from '../infra/broker/dead-letters.js';
-import { postroomTopology } from '../infra/broker/subscriptions.js';
+import { CORE_CONSUMERS, postroomTopology } from '../infra/broker/subscriptions.js';
 import { loadConfig, loadDotEnv } from '../infra/config.js';
 import { connectDatabase } from '../infra/db/database.js';
 import { listDeadLetters } from '../infra/db/repositories/dead-letters.repository.js';
@@ -31,7 +31,11 @@ try {
   } else {
     const targets =
       ids.length > 0 ? ids : (await listDeadLetters(db, { consumer, limit: 500 })).map((r) => r.id);
-    const broker = new Broker({ url: config.AMQP_URL, topology: postroomTopology(), log });
+    const broker = new Broker({
+      url: config.AMQP_URL,
+      topology: postroomTopology({ consumers: CORE_CONSUMERS }),
+      log,
+    });
     void broker.start();
     await broker.waitConnected(15_000);
     for (const id of targets) {

@@ -105,6 +105,19 @@ export async function replayDeadLetter(
       `Dead letter ${id} was already replayed at ${row.replayed_at.toISOString()}`,
     );
   const queue = names.queue(deps.broker.namespace, row.queue);
+  // A message published to a queue that does not exist is dropped without a word: check first.
+  const ch = await deps.broker.createChannel();
+  try {
+    await ch.checkQueue(queue);
+  } catch (err) {
+    throw new PermanentError(
+      'DEAD_LETTER.QUEUE_MISSING',
+      `Queue ${queue} does not exist (is its role configured anywhere?)`,
+      { cause: err },
+    );
+  } finally {
+    await ch.close().catch(() => undefined);
+  }
   await deps.broker.publish('', queue, Buffer.from(row.body, 'utf8'), {
     messageId: row.event_id ?? undefined,
     type: row.event_type ?? undefined,

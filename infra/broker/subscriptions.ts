@@ -32,10 +32,22 @@ export const SUBSCRIPTIONS = {
 /** A consumer queue name. */
 export type ConsumerName = keyof typeof SUBSCRIPTIONS;
 
+/**
+ * Queues of the main path of a mail. Every process declares them, whatever roles it runs, so an event
+ * published before its consumer ever started waits in a durable queue instead of being dropped.
+ */
+export const CORE_CONSUMERS: readonly ConsumerName[] = ['attachment-analysis', 'drive-upload'];
+
 /** Options for the production topology. */
 export interface TopologyOptions {
   /** Name prefix (default `postroom`). */
   namespace?: string;
+  /**
+   * Consumer queues to declare (default: all). A process declares the core ones and the optional ones
+   * (outbound calls, Telegram) only when it runs them configured: a queue nobody will ever read would
+   * otherwise fill up with every email's events.
+   */
+  consumers?: readonly ConsumerName[];
   retryDelaysMs?: readonly number[];
   deliveryLimit?: number;
 }
@@ -45,10 +57,15 @@ export function postroomTopology(opts: TopologyOptions = {}): Topology {
   return {
     namespace: opts.namespace ?? 'postroom',
     exchanges: [...new Set(Object.values(contracts).map((c) => c.exchange))],
-    queues: Object.entries(SUBSCRIPTIONS).map(([name, events]) => ({
-      name,
-      bindings: events.map((e) => ({ exchange: contracts[e].exchange, routingKey: e })),
-    })),
+    queues: Object.entries(SUBSCRIPTIONS)
+      .filter(([name]) => !opts.consumers || opts.consumers.includes(name as ConsumerName))
+      .map(([name, events]) => ({
+        name,
+        bindings: (events as readonly EventType[]).map((e) => ({
+          exchange: contracts[e].exchange,
+          routingKey: e,
+        })),
+      })),
     retryDelaysMs: opts.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS,
     deliveryLimit: opts.deliveryLimit ?? 10,
   };
