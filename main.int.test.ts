@@ -1,3 +1,7 @@
+import { randomBytes } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from './infra/config.js';
 import { startPostroom, type Postroom } from './main.js';
@@ -20,6 +24,34 @@ describe('the Postroom process', () => {
     const out = p.output();
     expect(out).toContain('Invalid configuration');
     for (const name of ['AMQP_URL', 'HTTP_PORT', 'ROLES', 'IMAP_AFTER']) expect(out).toContain(name);
+  });
+
+  it('exits non-zero naming each problem when a role finds its own configuration wrong (HOOKS_FILE)', async () => {
+    const vhost = await createTestVhost();
+    const db = await createTestDatabase('hooksfile');
+    const file = join(tmpdir(), `hooks-${randomBytes(4).toString('hex')}.json`);
+    await writeFile(
+      file,
+      JSON.stringify([
+        { name: 'crm', url: 'file:///etc/passwd', events: ['email.processed', 'no.such.event'] },
+      ]),
+    );
+    try {
+      const p = spawnPostroom({
+        AMQP_URL: vhost.url,
+        MYSQL_URL: db.url,
+        HTTP_PORT: String(await freePort()),
+        ROLES: 'outbound',
+        HOOKS_FILE: file,
+      });
+      expect(await p.exited).toBe(1);
+      expect(p.output()).toMatch(/HOOKS_FILE\[0\]\.url/);
+      expect(p.output()).toMatch(/HOOKS_FILE\[0\]\.events/);
+    } finally {
+      await rm(file, { force: true });
+      await db.drop();
+      await vhost.drop();
+    }
   });
 
   it('stops cleanly with exit code 0 on SIGTERM', async () => {

@@ -32,7 +32,7 @@ const ROLE_STARTERS: Record<Role, RoleStarter> = {
   drive: async (ctx) => (await import('./consumers/drive-upload/index.js')).startDriveUpload(ctx),
   telegram: async (ctx) => notBuiltYet(ctx, 'telegram', Boolean(ctx.config.TELEGRAM_BOT_TOKEN)),
   notify: async (ctx) => notBuiltYet(ctx, 'notify', Boolean(ctx.config.TELEGRAM_BOT_TOKEN)),
-  outbound: async (ctx) => notBuiltYet(ctx, 'outbound', Boolean(ctx.config.HOOKS_FILE)),
+  outbound: async (ctx) => (await import('./consumers/outbound-api/index.js')).startOutboundApi(ctx),
   api: async () => null,
 };
 
@@ -240,6 +240,9 @@ async function main(): Promise<void> {
     postroom = await startPostroom(config, { log });
     if (signalled) await postroom.stop().then(() => process.exit(0));
   } catch (err) {
+    // A role that finds its own configuration wrong (HOOKS_FILE, DRIVE_FOLDER_TEMPLATE) says so the
+    // same way as start-up validation: one plain message naming each problem.
+    if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
     log.fatal({ err }, 'Postroom could not start');
     process.exit(1);
   }

@@ -1,6 +1,8 @@
 import type { Migration } from 'kysely';
 import * as foundation from './20261126T1200-foundation.js';
 import * as drive from './20261126T1300-drive.js';
+import * as outbound from './20261126T1400-outbound.js';
+import * as telegram from './20261126T1410-telegram.js';
 
 /**
  * Every migration, by name; names start with a UTC timestamp so they sort in the order they were
@@ -9,4 +11,6 @@ import * as drive from './20261126T1300-drive.js';
 export const migrations: Record<string, Migration> = {
   '20261126T1200-foundation': foundation,
   '20261126T1300-drive': drive,
+  '20261126T1400-outbound': outbound,
+  '20261126T1410-telegram': telegram,
 };

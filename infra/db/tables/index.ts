@@ -5,7 +5,9 @@ import type { DriveFoldersTable } from './drive.table.js';
 import type { EmailsTable } from './emails.table.js';
 import type { ImapCheckpointsTable } from './imap-checkpoints.table.js';
 import type { InboxTable } from './inbox.table.js';
+import type { CallAttemptsTable, CallsTable } from './outbound.table.js';
 import type { OutboxTable } from './outbox.table.js';
+import type { NotificationsTable, TelegramChatsTable, TelegramUpdatesTable } from './telegram.table.js';
 import type { TimelineTable } from './timeline.table.js';
 
 /** Every table Postroom uses, for Kysely. */
@@ -20,4 +22,9 @@ export interface Database {
   timeline: TimelineTable;
   imap_checkpoints: ImapCheckpointsTable;
   drive_folders: DriveFoldersTable;
+  calls: CallsTable;
+  call_attempts: CallAttemptsTable;
+  notifications: NotificationsTable;
+  telegram_chats: TelegramChatsTable;
+  telegram_updates: TelegramUpdatesTable;
 }
