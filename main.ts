@@ -33,7 +33,7 @@ const ROLE_STARTERS: Record<Role, RoleStarter> = {
   telegram: async (ctx) => notBuiltYet(ctx, 'telegram', Boolean(ctx.config.TELEGRAM_BOT_TOKEN)),
   notify: async (ctx) => notBuiltYet(ctx, 'notify', Boolean(ctx.config.TELEGRAM_BOT_TOKEN)),
   outbound: async (ctx) => (await import('./consumers/outbound-api/index.js')).startOutboundApi(ctx),
-  api: async () => null,
+  api: async (ctx) => (await import('./infra/http/status-api/index.js')).startStatusApi(ctx),
 };
 
 async function notBuiltYet(ctx: RoleContext, role: string, configured: boolean): Promise<null> {

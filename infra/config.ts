@@ -18,7 +18,8 @@ export const ConfigSchema = Type.Object(
   {
     ROLES: Type.String({
       default: 'all',
-      description: 'Comma list of roles to run in this process: imap,telegram,analysis,drive,outbound,notify,api, or all',
+      description:
+        'Comma list of roles to run in this process: imap,telegram,analysis,drive,outbound,notify,api, or all',
     }),
     AMQP_URL: Type.String({
       default: 'amqp://guest:guest@127.0.0.1:5672',
@@ -41,14 +42,16 @@ export const ConfigSchema = Type.Object(
     API_CORS_ORIGINS: Type.Optional(
       Type.String({
         pattern: '^(\\*|https?://[A-Za-z0-9.:\\[\\]-]+(\\s*,\\s*https?://[A-Za-z0-9.:\\[\\]-]+)*)$',
-        description: 'Comma list of browser origins (https://ops.example) allowed to call /api/* cross-origin, or *; CORS is off when unset',
+        description:
+          'Comma list of browser origins (https://ops.example) allowed to call /api/* cross-origin, or *; CORS is off when unset',
       }),
     ),
     API_RATE_LIMIT_PER_MINUTE: Type.Integer({
       default: 600,
       minimum: 0,
       maximum: 1_000_000,
-      description: 'Requests per minute allowed to each API token (bursts up to the same number); 0 turns the limit off',
+      description:
+        'Requests per minute allowed to each API token (bursts up to the same number); 0 turns the limit off',
     }),
     IMAP_HOST: optionalString('IMAP server; the poller is off when unset'),
     IMAP_PORT: Type.Integer({ default: 993, minimum: 1, maximum: 65535, description: 'IMAP port' }),
@@ -79,7 +82,11 @@ export const ConfigSchema = Type.Object(
       minimum: 1,
       description: 'Images declaring more pixels are rejected without decoding',
     }),
-    DRIVE_ROOT_FOLDER_ID: Type.String({ default: 'root', minLength: 1, description: 'Drive folder under which files are filed' }),
+    DRIVE_ROOT_FOLDER_ID: Type.String({
+      default: 'root',
+      minLength: 1,
+      description: 'Drive folder under which files are filed',
+    }),
     DRIVE_FOLDER_TEMPLATE: Type.String({
       default: '{yyyy}/{mm}/{from}',
       minLength: 1,
@@ -113,7 +120,10 @@ export const ConfigSchema = Type.Object(
       description: 'Bot API root URL (tests, a local Bot API server)',
     }),
     TELEGRAM_PUBLIC_URL: Type.Optional(
-      Type.String({ pattern: '^https://', description: 'When set, setWebhook is called at start with the secret' }),
+      Type.String({
+        pattern: '^https://',
+        description: 'When set, setWebhook is called at start with the secret',
+      }),
     ),
     HOOKS_FILE: optionalString('JSON file of outbound calls'),
     OUTBOUND_ALLOW_HOSTS: optionalString('Comma list of hosts exempt from the private-address block'),
@@ -128,7 +138,10 @@ export const ConfigSchema = Type.Object(
 type RawConfig = Static<typeof ConfigSchema>;
 
 /** The validated, frozen configuration of one process. */
-export interface Config extends Omit<RawConfig, 'ROLES' | 'API_TOKENS' | 'OUTBOUND_ALLOW_HOSTS' | 'LOG_LEVEL'> {
+export interface Config extends Omit<
+  RawConfig,
+  'ROLES' | 'API_TOKENS' | 'OUTBOUND_ALLOW_HOSTS' | 'LOG_LEVEL'
+> {
   /** Roles to run, `all` expanded. */
   readonly roles: readonly Role[];
   /** Bearer tokens accepted on /api/*. */
@@ -178,7 +191,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     for (const e of validate.errors ?? []) {
       const name = e.instancePath.replace(/^\//, '') || String(e.params['missingProperty'] ?? '');
       let why = e.message ?? 'is invalid';
-      if (e.keyword === 'pattern') why = `has an unexpected form (expected: ${ConfigSchema.properties[name as keyof RawConfig]?.description ?? ''})`;
+      if (e.keyword === 'pattern')
+        why = `has an unexpected form (expected: ${ConfigSchema.properties[name as keyof RawConfig]?.description ?? ''})`;
       if (e.keyword === 'anyOf' || e.keyword === 'const') continue;
       // URLs are shown with their password masked; secrets not at all.
       const value = String(input[name] ?? '').replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
@@ -186,7 +200,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       problems.push(`${name}: ${why} (got ${shown})`);
     }
     const logLevelBad = validate.errors?.some((e) => e.instancePath === '/LOG_LEVEL');
-    if (logLevelBad) problems.push(`LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent`);
+    if (logLevelBad)
+      problems.push(`LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent`);
   }
   const raw = input as RawConfig;
 
@@ -207,11 +222,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push('IMAP_PASSWORD: IMAP_PASSWORD or IMAP_ACCESS_TOKEN is required when IMAP_HOST is set');
   const oauth = [raw.DRIVE_CLIENT_ID, raw.DRIVE_CLIENT_SECRET, raw.DRIVE_REFRESH_TOKEN];
   if (oauth.some(Boolean) && !oauth.every(Boolean))
-    problems.push('DRIVE_CLIENT_ID: DRIVE_CLIENT_ID, DRIVE_CLIENT_SECRET and DRIVE_REFRESH_TOKEN go together');
+    problems.push(
+      'DRIVE_CLIENT_ID: DRIVE_CLIENT_ID, DRIVE_CLIENT_SECRET and DRIVE_REFRESH_TOKEN go together',
+    );
   if (raw.GOOGLE_APPLICATION_CREDENTIALS && !existsSync(raw.GOOGLE_APPLICATION_CREDENTIALS))
     problems.push(`GOOGLE_APPLICATION_CREDENTIALS: file not found (${raw.GOOGLE_APPLICATION_CREDENTIALS})`);
-  if (raw.HOOKS_FILE && !existsSync(raw.HOOKS_FILE)) problems.push(`HOOKS_FILE: file not found (${raw.HOOKS_FILE})`);
-  if (raw.IMAP_AFTER === 'move:' ) problems.push('IMAP_AFTER: move: needs a folder name');
+  if (raw.HOOKS_FILE && !existsSync(raw.HOOKS_FILE))
+    problems.push(`HOOKS_FILE: file not found (${raw.HOOKS_FILE})`);
+  if (raw.IMAP_AFTER === 'move:') problems.push('IMAP_AFTER: move: needs a folder name');
 
   if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
 

@@ -61,7 +61,10 @@ export function createApp(opts: AppOptions): PostroomApp {
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       if (req.path === '/healthz' || req.path === '/metrics') return;
-      req.log.info({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
+      req.log.info(
+        { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 },
+        'request',
+      );
     });
     next();
   });
@@ -83,7 +86,9 @@ export function createApp(opts: AppOptions): PostroomApp {
       }),
     );
     const ready = results.every(([, r]) => r.ok);
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results) });
+    res
+      .status(ready ? 200 : 503)
+      .json({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results) });
   });
 
   app.get('/metrics', async (_req, res, next) => {

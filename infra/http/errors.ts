@@ -45,11 +45,23 @@ export const errorHandler: ErrorRequestHandler = (err: unknown, req, res, _next)
   // body-parser errors carry a status and a type.
   const status = e?.status ?? e?.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    const code = e.type === 'entity.too.large' ? 'PAYLOAD_TOO_LARGE' : e.type === 'entity.parse.failed' ? 'INVALID_JSON' : 'BAD_REQUEST';
+    const code =
+      e.type === 'entity.too.large'
+        ? 'PAYLOAD_TOO_LARGE'
+        : e.type === 'entity.parse.failed'
+          ? 'INVALID_JSON'
+          : 'BAD_REQUEST';
     res.status(status).json(errorBody(code, e.message ?? 'Bad request'));
     return;
   }
   req.log?.error({ err }, 'request failed');
   const retryable = err instanceof PostroomError && err.retryable;
-  res.status(retryable ? 503 : 500).json(errorBody(retryable ? 'UNAVAILABLE' : 'INTERNAL', retryable ? 'A dependency is unavailable; try again' : 'Internal error'));
+  res
+    .status(retryable ? 503 : 500)
+    .json(
+      errorBody(
+        retryable ? 'UNAVAILABLE' : 'INTERNAL',
+        retryable ? 'A dependency is unavailable; try again' : 'Internal error',
+      ),
+    );
 };
