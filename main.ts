@@ -12,12 +12,12 @@ import { createApp, type ReadinessCheck } from './infra/http/app.js';
 import { buildOpenApi } from './infra/http/openapi.js';
 import { createLogger, redactUrl, type Logger } from './infra/logger.js';
 import { brokerConnected, databaseUp } from './infra/metrics.js';
-import type { RoleContext, RoleHandle } from './infra/roles.js';
+import { combineRoles, type RoleContext, type RoleHandle } from './infra/roles.js';
 
 /** Starts one role; null when the role has nothing to do with this configuration (for example no IMAP_HOST). */
 export type RoleStarter = (ctx: RoleContext) => Promise<RoleHandle | null>;
 
-/** Every role and how to start it. Roles not built yet say so in the log. */
+/** Every role and how to start it; a role with nothing to do under this configuration returns null. */
 const ROLE_STARTERS: Record<Role, RoleStarter> = {
   imap: async (ctx) => {
     if (!ctx.config.IMAP_HOST) {
@@ -30,20 +30,17 @@ const ROLE_STARTERS: Record<Role, RoleStarter> = {
   analysis: async (ctx) =>
     (await import('./consumers/attachment-analysis/index.js')).startAttachmentAnalysis(ctx),
   drive: async (ctx) => (await import('./consumers/drive-upload/index.js')).startDriveUpload(ctx),
-  telegram: async (ctx) => notBuiltYet(ctx, 'telegram', Boolean(ctx.config.TELEGRAM_BOT_TOKEN)),
-  notify: async (ctx) => notBuiltYet(ctx, 'notify', Boolean(ctx.config.TELEGRAM_BOT_TOKEN)),
+  telegram: async (ctx) => {
+    const [{ startTelegramWebhook }, { startTelegramBot }] = await Promise.all([
+      import('./producers/telegram-webhook/index.js'),
+      import('./consumers/telegram-bot/index.js'),
+    ]);
+    return combineRoles(await startTelegramWebhook(ctx), await startTelegramBot(ctx));
+  },
+  notify: async (ctx) => (await import('./consumers/telegram-notifier/index.js')).startTelegramNotifier(ctx),
   outbound: async (ctx) => (await import('./consumers/outbound-api/index.js')).startOutboundApi(ctx),
   api: async (ctx) => (await import('./infra/http/status-api/index.js')).startStatusApi(ctx),
 };
-
-async function notBuiltYet(ctx: RoleContext, role: string, configured: boolean): Promise<null> {
-  if (configured)
-    ctx.log.warn(
-      { role },
-      `${role} role is configured but not available in this version; its events wait in their queue`,
-    );
-  return null;
-}
 
 /** The consumer queues this process declares: the main path always, the optional ones when it runs them configured. */
 export function declaredConsumers(config: Config): ConsumerName[] {

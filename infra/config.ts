@@ -125,6 +125,13 @@ export const ConfigSchema = Type.Object(
         description: 'When set, setWebhook is called at start with the secret',
       }),
     ),
+    TELEGRAM_ALLOWED_CHATS: Type.Optional(
+      Type.String({
+        pattern: '^\\s*-?\\d+(\\s*,\\s*-?\\d+)*\\s*$',
+        description:
+          'Comma list of Telegram chat ids allowed to use the bot (subscribe, /status, /recent, send files); unset: any chat',
+      }),
+    ),
     HOOKS_FILE: optionalString('JSON file of outbound calls'),
     OUTBOUND_ALLOW_HOSTS: optionalString('Comma list of hosts exempt from the private-address block'),
     LOG_LEVEL: Type.Union(
@@ -148,6 +155,8 @@ export interface Config extends Omit<
   readonly apiTokens: readonly string[];
   /** Hosts exempt from the private-address block of outbound calls. */
   readonly outboundAllowHosts: readonly string[];
+  /** Telegram chats allowed to use the bot; null: every chat. */
+  readonly telegramAllowedChats: readonly string[] | null;
   /** pino level. */
   readonly LOG_LEVEL: string;
   /** Which Drive backend is in use, from the credentials given. */
@@ -241,12 +250,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         ? 'access-token'
         : 'local';
 
-  const { ROLES: _r, API_TOKENS, OUTBOUND_ALLOW_HOSTS, ...rest } = raw;
+  const { ROLES: _r, API_TOKENS, OUTBOUND_ALLOW_HOSTS, TELEGRAM_ALLOWED_CHATS, ...rest } = raw;
   return Object.freeze({
     ...rest,
     roles: Object.freeze(roles),
     apiTokens: Object.freeze(splitList(API_TOKENS)),
     outboundAllowHosts: Object.freeze(splitList(OUTBOUND_ALLOW_HOSTS).map((h) => h.toLowerCase())),
+    telegramAllowedChats: TELEGRAM_ALLOWED_CHATS ? Object.freeze(splitList(TELEGRAM_ALLOWED_CHATS)) : null,
     driveMode,
   });
 }

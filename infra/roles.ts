@@ -28,3 +28,18 @@ export interface RoleHandle {
   /** What the role adds to the OpenAPI document (paths and component schemas). */
   openapi?: { paths?: Record<string, unknown>; schemas?: Record<string, unknown> };
 }
+
+/** One RoleHandle for several (null ones skipped): how role `telegram` runs the webhook and the bot. */
+export function combineRoles(...handles: (RoleHandle | null)[]): RoleHandle | null {
+  const hs = handles.filter((h): h is RoleHandle => h !== null);
+  if (hs.length === 0) return null;
+  return {
+    stop: async () => void (await Promise.all(hs.map((h) => h.stop()))),
+    readiness: hs.flatMap((h) => h.readiness ?? []),
+    routers: hs.flatMap((h) => h.routers ?? []),
+    openapi: {
+      paths: Object.assign({}, ...hs.map((h) => h.openapi?.paths ?? {})) as Record<string, unknown>,
+      schemas: Object.assign({}, ...hs.map((h) => h.openapi?.schemas ?? {})) as Record<string, unknown>,
+    },
+  };
+}
