@@ -136,7 +136,11 @@ describe('IMAP poller recovery', () => {
     );
     const emails = await emailsOf('uidv');
     expect(emails.map((e) => e.message_id).sort()).toEqual(['uidv-1@test', 'uidv-2@test', 'uidv-3@test']);
-    expect(poller.health().uidValidity).toBe(uidValidity);
+    await waitFor(
+      () => poller.health().uidValidity === uidValidity,
+      10_000,
+      'health under the new UIDVALIDITY',
+    );
   });
 
   it('loses nothing and records nothing twice when it dies between the commit and the flag update', async () => {

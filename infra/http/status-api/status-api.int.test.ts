@@ -440,9 +440,11 @@ describe('status API on data produced by the real pipeline', () => {
         queue: names.queue(namespace, 'drive-upload'),
         declared: true,
         messages: 0,
-        consumers: 1,
+        // At least this process's consumer (RabbitMQ may still count one a finished test closed).
+        consumers: expect.any(Number),
         retry: tiers('drive-upload'),
       });
+      expect(queues['drive-upload'].consumers).toBeGreaterThanOrEqual(1);
       expect(queues['telegram-notifier']).toEqual({
         consumer: 'telegram-notifier',
         queue: names.queue(namespace, 'telegram-notifier'),
