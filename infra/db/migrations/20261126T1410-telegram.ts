@@ -41,7 +41,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('created_at', sql`datetime(3)`, (c) => c.notNull())
     .addColumn('updated_at', sql`datetime(3)`, (c) => c.notNull())
     .execute();
-  await db.schema.createIndex('telegram_chats_subscribed').on('telegram_chats').column('subscribed').execute();
+  await db.schema
+    .createIndex('telegram_chats_subscribed')
+    .on('telegram_chats')
+    .column('subscribed')
+    .execute();
 
   await db.schema
     .createTable('telegram_updates')
@@ -50,7 +54,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('received_at', sql`datetime(3)`, (c) => c.notNull())
     .addPrimaryKeyConstraint('telegram_updates_pk', ['bot_id', 'update_id'])
     .execute();
-  await db.schema.createIndex('telegram_updates_received_at').on('telegram_updates').column('received_at').execute();
+  await db.schema
+    .createIndex('telegram_updates_received_at')
+    .on('telegram_updates')
+    .column('received_at')
+    .execute();
 }
 
 /** Drops the three tables. */

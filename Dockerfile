@@ -1,0 +1,65 @@
+# syntax=docker/dockerfile:1
+#
+# Postroom: one image for every role; `ROLES` picks what a container runs (see docs/operations.md).
+#
+#   docker build -t postroom:local .
+#   docker run --rm -p 8080:8080 -e AMQP_URL=... -e MYSQL_URL=... -e ROLES=api postroom:local
+#
+# Stages: `build` compiles TypeScript with every dependency; `deps` installs production dependencies
+# only; `runtime` gets the compiled code and those dependencies, nothing else (no compiler, no npm cache,
+# no sources, no tests). sharp ships its libvips in a registry package for glibc, so bookworm-slim needs
+# no system libraries and nothing is compiled.
+
+# Node 20 on Debian 12 (glibc), as on the development machines. Pin a digest in production builds:
+#   --build-arg NODE_IMAGE=node:20-bookworm-slim@sha256:...
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# ---------------------------------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+# Manifests first, so the dependency layer is reused while only sources change. No package needs an
+# install script (the same as npm 11's default here), so none runs.
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json main.ts ./
+COPY contracts ./contracts
+COPY infra ./infra
+COPY producers ./producers
+COPY consumers ./consumers
+COPY scripts ./scripts
+RUN npm run build
+
+# ---------------------------------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# ---------------------------------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS runtime
+LABEL org.opencontainers.image.title="postroom" \
+      org.opencontainers.image.description="Event-driven mail room: IMAP and Telegram in; Drive, outbound APIs and Telegram notifications out" \
+      org.opencontainers.image.licenses="MIT"
+ENV NODE_ENV=production \
+    ROLES=all \
+    HTTP_PORT=8080 \
+    STORAGE_DIR=/app/data/drive
+WORKDIR /app
+# Code and dependencies stay owned by root: the app user can read them, never change them.
+# package.json is needed at run time: its "type": "module" makes dist/*.js ES modules.
+COPY package.json ./
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+# The only directory the app writes besides /tmp: local filing (STORAGE_DIR) when there are no Google
+# credentials. A named volume mounted here starts with this ownership.
+RUN mkdir -p /app/data/drive && chown -R 1000:1000 /app/data
+# `node` (uid 1000) from the base image; numeric, so Kubernetes' runAsNonRoot can verify it.
+USER 1000:1000
+EXPOSE 8080
+# main.ts stops consuming on SIGTERM, finishes in-flight work within 25 s, flushes the outbox and exits 0.
+STOPSIGNAL SIGTERM
+# Liveness only (the process answers); /readyz tells whether RabbitMQ and MySQL answer. No curl in the
+# image: Node's own fetch does it.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.HTTP_PORT||8080)+'/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+CMD ["node", "dist/main.js"]
