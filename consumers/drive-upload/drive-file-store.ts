@@ -32,7 +32,7 @@ export interface DriveFileStoreOptions {
   retry?: Partial<RetryPolicy>;
   /** Larger files use a resumable upload (default 5 MiB). */
   resumableThresholdBytes?: number;
-  /** Bytes per resumable PUT, rounded down to 256 KiB (default 8 MiB). */
+  /** Bytes per resumable PUT, rounded down to 256 KiB (default 4 MiB: a chunk is held in memory). */
   chunkBytes?: number;
   /** Ids fetched per files.generateIds call (default 20). */
   idBatchSize?: number;
@@ -72,7 +72,7 @@ export class DriveFileStore implements FileStore {
     this.policy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.threshold = options.resumableThresholdBytes ?? 5 * 1024 * 1024;
     this.chunkBytes =
-      Math.max(1, Math.floor((options.chunkBytes ?? 8 * 1024 * 1024) / CHUNK_GRANULE)) * CHUNK_GRANULE;
+      Math.max(1, Math.floor((options.chunkBytes ?? 4 * 1024 * 1024) / CHUNK_GRANULE)) * CHUNK_GRANULE;
     this.folders = {
       db: options.db,
       owner: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,

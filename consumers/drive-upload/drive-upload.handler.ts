@@ -145,6 +145,8 @@ export function createDriveUploadHandler(
     async handle(event, ctx) {
       if (event.type === 'email.received') {
         const e = event as EmailReceivedV1;
+        // With attachments, the handler of the last one to become final closes the email.
+        if (e.data.attachmentCount > 0) return;
         await ctx.commit((trx, emit) => completeEmailIfFinal(trx, e.data.emailId, emit, ctx));
         return;
       }

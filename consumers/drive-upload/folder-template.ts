@@ -98,16 +98,23 @@ function splitTemplate(template: string): string[] {
     .filter((s) => s !== '');
 }
 
+const dateFormats = new Map<string, Intl.DateTimeFormat>();
+
+/** One formatter per time zone: building one costs far more than using it. */
+function dateFormat(timeZone: string): Intl.DateTimeFormat {
+  let f = dateFormats.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
+    dateFormats.set(timeZone, f);
+  }
+  return f;
+}
+
 function placeholderValues(
   values: FolderTemplateValues,
   timeZone: string,
 ): Record<FolderTemplatePlaceholder, string> {
-  const parts = new Intl.DateTimeFormat('en-CA', {
-    timeZone,
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-  }).formatToParts(values.date);
+  const parts = dateFormat(timeZone).formatToParts(values.date);
   const part = (type: string) => parts.find((p) => p.type === type)?.value ?? EMPTY_SEGMENT;
   const from = senderAddress(values.from);
   const at = from.lastIndexOf('@');

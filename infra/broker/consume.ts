@@ -152,12 +152,18 @@ export async function startConsumer<T extends EventType>(
         throw new ValidationError(`Invalid ${header.type} event`, formatErrors(contract.validate.errors));
       const event = parsed as AnyEvent;
 
-      const seen = await db
-        .selectFrom('inbox')
-        .select('event_id')
-        .where('consumer', '=', def.name)
-        .where('event_id', '=', event.id)
-        .executeTakeFirst();
+      // A first delivery is almost never a repeat, and the inbox insert in the commit catches the
+      // rare one (an outbox batch published twice): look the inbox up first only for redeliveries
+      // and retries, where a repeat is likely and skipping the handler's work pays.
+      const seen =
+        msg.fields.redelivered || attempt > 1
+          ? await db
+              .selectFrom('inbox')
+              .select('event_id')
+              .where('consumer', '=', def.name)
+              .where('event_id', '=', event.id)
+              .executeTakeFirst()
+          : undefined;
       if (seen) {
         outcome = 'duplicate';
         ack(ch, msg, mlog);

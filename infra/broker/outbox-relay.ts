@@ -49,48 +49,54 @@ export function startOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
 
   const publishBatch = async (): Promise<number> => {
     const started = process.hrtime.bigint();
-    const count = await db.transaction().execute(async (trx) => {
-      const rows = await trx
-        .selectFrom('outbox')
-        .select(['id', 'event_id', 'exchange', 'routing_key', 'body', 'correlation_id', 'created_at'])
-        .where('sent_at', 'is', null)
-        .orderBy('id')
-        .limit(batchSize)
-        .forUpdate()
-        .skipLocked()
-        .execute();
-      if (rows.length === 0) return 0;
-      await Promise.all(
-        rows.map((r) =>
-          broker
-            .publish(
-              names.exchange(broker.namespace, r.exchange),
-              r.routing_key,
-              Buffer.from(r.body, 'utf8'),
-              {
-                messageId: r.event_id,
-                type: r.routing_key,
-                correlationId: r.correlation_id,
-                contentType: 'application/json',
-                timestamp: Math.floor(r.created_at.getTime() / 1000),
-                persistent: true,
-              },
-            )
-            .then(() => publishedTotal.inc({ exchange: r.exchange, routing_key: r.routing_key })),
-        ),
-      );
-      await opts.afterPublish?.(rows.map((r) => r.event_id));
-      await trx
-        .updateTable('outbox')
-        .set({ sent_at: new Date() })
-        .where(
-          'id',
-          'in',
-          rows.map((r) => r.id),
-        )
-        .execute();
-      return rows.length;
-    });
+    // READ COMMITTED: under REPEATABLE READ the locking read also locks the gap after the last row,
+    // and every insert into the outbox (every commit of every producer and consumer) would wait
+    // behind the batch's publisher confirms. Rows still being committed are simply not seen yet.
+    const count = await db
+      .transaction()
+      .setIsolationLevel('read committed')
+      .execute(async (trx) => {
+        const rows = await trx
+          .selectFrom('outbox')
+          .select(['id', 'event_id', 'exchange', 'routing_key', 'body', 'correlation_id', 'created_at'])
+          .where('sent_at', 'is', null)
+          .orderBy('id')
+          .limit(batchSize)
+          .forUpdate()
+          .skipLocked()
+          .execute();
+        if (rows.length === 0) return 0;
+        await Promise.all(
+          rows.map((r) =>
+            broker
+              .publish(
+                names.exchange(broker.namespace, r.exchange),
+                r.routing_key,
+                Buffer.from(r.body, 'utf8'),
+                {
+                  messageId: r.event_id,
+                  type: r.routing_key,
+                  correlationId: r.correlation_id,
+                  contentType: 'application/json',
+                  timestamp: Math.floor(r.created_at.getTime() / 1000),
+                  persistent: true,
+                },
+              )
+              .then(() => publishedTotal.inc({ exchange: r.exchange, routing_key: r.routing_key })),
+          ),
+        );
+        await opts.afterPublish?.(rows.map((r) => r.event_id));
+        await trx
+          .updateTable('outbox')
+          .set({ sent_at: new Date() })
+          .where(
+            'id',
+            'in',
+            rows.map((r) => r.id),
+          )
+          .execute();
+        return rows.length;
+      });
     if (count > 0) outboxBatchSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     return count;
   };

@@ -72,7 +72,9 @@ export function imapClientOptions(config: ImapPollerConfig, log: Logger): ImapFl
     auth,
     logger: log.child({ module: 'imapflow' }, { level: quiet }),
     clientInfo: { name: 'postroom' },
-    autoIdleDelay: 1_000,
+    // IDLE again soon after the last command: new mail is announced at once (a 1 s delay made
+    // each mail wait up to that long once the poller had caught up).
+    autoIdleDelay: 50,
     connectionTimeout: 30_000,
     greetingTimeout: 16_000,
   };

@@ -1,0 +1,54 @@
+import { fmtMs, fmtRate, type BenchResult } from './report.js';
+
+const fmtS = (s: number) => (Number.isFinite(s) ? `${s.toFixed(1)} s` : 'n/a');
+const pct = (cores: number) => `${Math.round(cores * 100)}%`;
+
+/** Plain-words hints drawn from the figures: which stage finished last, who used the CPU. */
+export function hintsFor(r: BenchResult): string[] {
+  const hints: string[] = [];
+  for (const m of r.e2e) {
+    const burst = m.phases.find((p) => p.kind === 'burst');
+    if (!burst || !Number.isFinite(burst.lastAt.done)) continue;
+    const { recorded, done } = burst.lastAt;
+    if (recorded / done > 0.85)
+      hints.push(
+        `${m.mode}: the IMAP poller is the bottleneck of the burst: the last mail was recorded ${fmtS(recorded)} after the first append and done at ${fmtS(done)}; the poller ran at ${fmtRate(burst.imapPerSecond)} emails/s while the appender reached ${fmtRate(burst.appendPerSecond)}/s.`,
+      );
+    else
+      hints.push(
+        `${m.mode}: the consumers finish after the poller (last recorded at ${fmtS(recorded)}, last done at ${fmtS(done)}): look at the handler and relay timings.`,
+      );
+    const pipelineCores = (burst.process.cpuUserMs + burst.process.cpuSystemMs) / burst.process.wallMs;
+    if (pipelineCores > 0.85)
+      hints.push(
+        `${m.mode}: the pipeline process used ${pct(pipelineCores)} of one core during the burst: it is CPU-bound on its single thread.`,
+      );
+    if (burst.cpu.machineBusyCores / burst.cpu.machineCores > 0.85)
+      hints.push(
+        `${m.mode}: the machine was ${pct(burst.cpu.machineBusyCores / burst.cpu.machineCores)} busy during the burst: every process competes for the ${burst.cpu.machineCores} cores.`,
+      );
+    const lockMs = burst.done > 0 ? burst.mysql.rowLockTimeMs / burst.done : 0;
+    if (lockMs > 5)
+      hints.push(
+        `${m.mode}: MySQL row lock waits came to ${fmtMs(lockMs)} per email during the burst (${burst.mysql.rowLockWaits} waits of ${fmtMs(burst.mysql.rowLockTimeMs / Math.max(1, burst.mysql.rowLockWaits))}): writers queue behind a transaction that stays open, such as an outbox relay batch holding its gap lock on \`outbox\` while it waits for publisher confirms.`,
+      );
+    const paced = m.phases.find((p) => p.kind === 'paced');
+    const rateAsked = Number(r.options['BENCH_RATE']);
+    if (paced && burst.emailsPerSecond < rateAsked)
+      hints.push(
+        `${m.mode}: the paced rate (${rateAsked}/s) is above what the pipeline sustains (${fmtRate(burst.emailsPerSecond)}/s in the burst): the paced latency measures a growing queue, not the pipeline at rest.`,
+      );
+    else if (paced && paced.stagesMs.ingest.p50 > 300)
+      hints.push(
+        `${m.mode}: at ${rateAsked}/s the median mail waited ${fmtMs(paced.stagesMs.ingest.p50)} from APPEND to its row although the poller keeps up: new mail is noticed late (imapflow enters IDLE only autoIdleDelay after the last command, 1 s in imap-options.ts).`,
+      );
+  }
+  if (r.runner && r.ceiling) {
+    const fast = r.runner.runs.find((x) => x.prefetch === r.ceiling!.amqp.prefetch);
+    if (fast && r.runner.slowdown > 2)
+      hints.push(
+        `runner: ${fmtRate(fast.perSecond)} msg/s against ${fmtRate(r.runner.rawConsumePerSecond)} raw; it makes two database round trips per message (inbox SELECT, inbox INSERT with its own commit), so it is held to the MySQL commit rate (${fmtRate(r.ceiling.mysql.commitsPerSecond)} commits/s with ${r.ceiling.mysql.connections} connections); validation alone runs at ${fmtRate(r.runner.validationPerSecond)} msg/s.`,
+      );
+  }
+  return hints;
+}

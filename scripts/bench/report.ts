@@ -1,0 +1,281 @@
+import type { AmqpCeiling, MysqlCeiling } from './ceiling.js';
+import type { PhaseResult } from './e2e-results.js';
+import type { ModeResult } from './pipeline.js';
+import type { RunnerRun } from './runner.js';
+import type { HistogramSummary, Summary } from './stats.js';
+
+/** Everything one run measured; printed as a table and as the final JSON line. */
+export interface BenchResult {
+  startedAt: string;
+  seconds: number;
+  machine: {
+    cores: number;
+    node: string;
+    rabbitmq: string;
+    mysql: string;
+    mysqlDurability: string;
+    loadavg: number[];
+  };
+  options: Record<string, unknown>;
+  ceiling: { amqp: AmqpCeiling; mysql: MysqlCeiling } | null;
+  runner: {
+    runs: RunnerRun[];
+    rawConsumePerSecond: number;
+    slowdown: number;
+    validationPerSecond: number;
+  } | null;
+  e2e: ModeResult[];
+  targets: Target[];
+  notes: string[];
+}
+
+/** One target of issue 10 with the figure measured for it. */
+export interface Target {
+  name: string;
+  measured: number | null;
+  display: string;
+  target: string;
+  met: boolean | null;
+}
+
+const MB = 1e6;
+const MIB = 1024 * 1024;
+
+/** A rate with a sensible number of digits. */
+export function fmtRate(v: number): string {
+  if (!Number.isFinite(v)) return 'n/a';
+  return v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(1);
+}
+/** Milliseconds, or seconds from 10 s up. */
+export function fmtMs(v: number): string {
+  if (!Number.isFinite(v)) return 'n/a';
+  return Math.abs(v) >= 10_000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`;
+}
+const fmtMB = (b: number) => (Number.isFinite(b) ? `${(b / MB).toFixed(0)} MB` : 'n/a');
+const fmtS = (s: number) => (Number.isFinite(s) ? `${s.toFixed(1)} s` : 'n/a');
+const pct = (cores: number) => `${Math.round(cores * 100)}%`;
+const lat = (s: Summary) => `p50 ${fmtMs(s.p50)}, p95 ${fmtMs(s.p95)}, p99 ${fmtMs(s.p99)}`;
+
+/** The targets of issue 10 against what was measured (a target not measured is `met: null`). */
+export function evaluateTargets(r: Omit<BenchResult, 'targets'>): Target[] {
+  const t: Target[] = [];
+  for (const m of r.e2e) {
+    const burst = m.phases.find((p) => p.kind === 'burst');
+    const paced = m.phases.find((p) => p.kind === 'paced');
+    if (burst)
+      t.push({
+        name: `end to end, ${m.mode} (emails/s)`,
+        measured: burst.emailsPerSecond,
+        display: `${fmtRate(burst.emailsPerSecond)} emails/s${burst.timedOut ? ` (only ${burst.done}/${burst.sent} done)` : ''}`,
+        target: '>= 200 emails/s',
+        met: burst.emailsPerSecond >= 200 && !burst.timedOut,
+      });
+    if (paced)
+      t.push({
+        name: `p99 append-to-done at ${r.options['BENCH_RATE']}/s, ${m.mode} (ms)`,
+        measured: paced.latencyMs.p99,
+        display: fmtMs(paced.latencyMs.p99),
+        target: '< 2 s',
+        met: paced.latencyMs.p99 < 2000 && !paced.timedOut,
+      });
+    t.push({
+      name: `steady RSS, ${m.mode} (bytes)`,
+      measured: m.steadyPeakRss,
+      display: `${fmtMB(m.steadyPeakRss)} peak`,
+      target: '< 300 MB',
+      met: m.steadyPeakRss < 300 * MB,
+    });
+    if (m.memory)
+      t.push({
+        name: `peak RSS growth for a ${(m.memory.attachmentBytes / MIB).toFixed(0)} MiB attachment, ${m.mode} (bytes)`,
+        measured: m.memory.growth,
+        display: `+${fmtMB(m.memory.growth)} (${m.memory.growthRatio.toFixed(2)}x)${m.memory.done ? '' : ' (not done)'}`,
+        target: `<= 3x (${fmtMB(3 * m.memory.attachmentBytes)})`,
+        met: m.memory.growth <= 3 * m.memory.attachmentBytes && m.memory.done,
+      });
+  }
+  if (r.runner)
+    t.push({
+      name: 'consumer runner slowdown vs raw consume (x)',
+      measured: r.runner.slowdown,
+      display: `${r.runner.slowdown.toFixed(2)}x slower`,
+      target: '<= 2x',
+      met: r.runner.slowdown <= 2,
+    });
+  return t;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+function handlerRows(handlers: readonly HistogramSummary[]): string[][] {
+  return handlers.map((h) => [
+    `    handler ${h.labels['queue'] ?? ''}`,
+    `${h.count} msgs, mean ${fmtMs(h.mean * 1000)}, ~p50 ${fmtMs(h.p50 * 1000)}, ~p95 ${fmtMs(h.p95 * 1000)}, ~p99 ${fmtMs(h.p99 * 1000)}`,
+  ]);
+}
+
+/** Where one phase's time went: stage latencies, handlers, relay, CPU per process group. */
+function phaseDetail(mode: string, p: PhaseResult): string[][] {
+  const cpu = Object.entries(p.cpu.cores)
+    .sort((a, b) => b[1] - a[1])
+    .map(([g, c]) => `${g} ${pct(c)}`)
+    .join(', ');
+  const rows: string[][] = [
+    [
+      `  ${mode} ${p.kind}`,
+      `${p.done}/${p.sent} done; appends ${fmtRate(p.appendPerSecond)}/s over ${fmtS(p.appendSeconds)}`,
+    ],
+    ['    append -> recorded (IMAP)', lat(p.stagesMs.ingest)],
+    ['    recorded -> analysed', lat(p.stagesMs.analysis)],
+    ['    analysed -> done (Drive)', lat(p.stagesMs.filing)],
+    [
+      '    last recorded / analysed / done',
+      `${fmtS(p.lastAt.recorded)} / ${fmtS(p.lastAt.analyzed)} / ${fmtS(p.lastAt.done)} after the first append`,
+    ],
+    ['    IMAP poller', `${p.imapRecorded} recorded, ${fmtRate(p.imapPerSecond)} emails/s`],
+    ...handlerRows(p.handlers),
+    [
+      '    outbox relay',
+      p.outboxBatches
+        ? `${p.outboxBatches.count} batches, ${p.published} published, mean ${fmtMs(p.outboxBatches.mean * 1000)}, ~p95 ${fmtMs(p.outboxBatches.p95 * 1000)}`
+        : 'no batches',
+    ],
+    [
+      '    pipeline process',
+      `CPU ${pct((p.process.cpuUserMs + p.process.cpuSystemMs) / p.process.wallMs)} of one core, event-loop delay mean ${p.process.loopDelay.mean.toFixed(1)} ms, p99 ${p.process.loopDelay.p99.toFixed(0)} ms, max ${p.process.loopDelay.max.toFixed(0)} ms`,
+    ],
+    [
+      '    machine CPU',
+      `${pct(p.cpu.machineBusyCores / p.cpu.machineCores)} of ${p.cpu.machineCores} cores busy, iowait ${pct(p.cpu.iowaitCores / p.cpu.machineCores)}; by process (100% = one core): ${cpu}`,
+    ],
+  ];
+  const q = p.mysql;
+  const perEmail = (x: number) => (p.done > 0 ? x / p.done : Number.NaN);
+  const cpuMs = perEmail(p.process.cpuUserMs + p.process.cpuSystemMs);
+  rows.push([
+    '    per email',
+    `${cpuMs.toFixed(1)} ms of pipeline CPU (one core's worth caps the process at ${fmtRate(1000 / cpuMs)} emails/s), ${perEmail(q.queries).toFixed(0)} SQL statements, ${perEmail(q.commits).toFixed(1)} commits (server-wide counts)`,
+  ]);
+  rows.push([
+    '    MySQL (server-wide)',
+    `${q.commits} commits, ${q.dataFsyncs} InnoDB fsyncs, ${q.queries} statements; ${q.rowLockWaits} row lock waits totalling ${fmtMs(q.rowLockTimeMs)}${q.rowLockWaits > 0 ? ` (${fmtMs(q.rowLockTimeMs / q.rowLockWaits)} each)` : ''}`,
+  ]);
+  const statements = p.sql.reduce((a, k) => a + k.count, 0);
+  const top = p.sql
+    .slice(0, 14)
+    .map(
+      (k) =>
+        `${k.kind} ${perEmail(k.count).toFixed(1)} (${(k.totalMs / Math.max(1, k.count)).toFixed(1)} ms)`,
+    )
+    .join(', ');
+  rows.push([
+    '    SQL from the pipeline',
+    `${perEmail(statements).toFixed(1)} statements per email, mean round trip ${fmtMs(p.sql.reduce((a, k) => a + k.totalMs, 0) / Math.max(1, statements))}; per email by kind (mean round trip): ${top}`,
+  ]);
+  const other = Object.entries(p.otherOutcomes);
+  if (other.length > 0) rows.push(['    not ok', other.map(([k, v]) => `${k} ${v}`).join(', ')]);
+  return rows;
+}
+
+/** The human part of the report. */
+export function renderReport(r: BenchResult, hints: readonly string[]): string {
+  const out: string[] = [];
+  out.push(
+    `Postroom benchmark: ${r.machine.cores} cores, Node ${r.machine.node}, ${r.machine.rabbitmq}, ${r.machine.mysql} (${r.machine.mysqlDurability}); load before the run ${r.machine.loadavg.map((l) => l.toFixed(2)).join(' ')}`,
+  );
+  const rows: string[][] = [['measure', 'measured', 'target', '']];
+  if (r.ceiling) {
+    const a = r.ceiling.amqp;
+    const m = r.ceiling.mysql;
+    rows.push([
+      `AMQP publish, confirms (${a.bytes} B, ${a.window} in flight, quorum)`,
+      `${fmtRate(a.publishPerSecond)} msg/s`,
+      'ceiling',
+      `one publish alone waits p50 ${a.confirmMsP50.toFixed(1)} ms, p99 ${a.confirmMsP99.toFixed(1)} ms for its confirm`,
+    ]);
+    rows.push([
+      `AMQP consume, acks (prefetch ${a.prefetch})`,
+      `${fmtRate(a.consumePerSecond)} msg/s`,
+      'ceiling',
+      '',
+    ]);
+    rows.push([
+      `MySQL single-row commits (${m.connections} connections)`,
+      `${fmtRate(m.commitsPerSecond)} commits/s`,
+      'ceiling',
+      `one commit p50 ${m.commitMsP50.toFixed(1)} ms, p99 ${m.commitMsP99.toFixed(1)} ms`,
+    ]);
+  }
+  if (r.runner) {
+    for (const run of r.runner.runs)
+      rows.push([
+        `consumer runner, no-op handler (prefetch ${run.prefetch}, ${run.bytes} B)`,
+        `${fmtRate(run.perSecond)} msg/s`,
+        '',
+        `runner time ${run.handler ? `mean ${fmtMs(run.handler.mean * 1000)}, ~p99 ${fmtMs(run.handler.p99 * 1000)}` : 'n/a'}; CPU ${pct(run.cpuCores)} of one core${run.notOk > 0 ? `; ${run.notOk} not ok` : ''}`,
+      ]);
+    rows.push([
+      'runner: JSON.parse + ajv alone (CPU)',
+      `${fmtRate(r.runner.validationPerSecond)} msg/s`,
+      '',
+      '',
+    ]);
+  }
+  for (const m of r.e2e)
+    for (const p of m.phases)
+      rows.push([
+        `end to end, ${m.mode}, ${p.kind} of ${p.sent}`,
+        `${fmtRate(p.emailsPerSecond)} emails/s`,
+        '',
+        `append-to-done ${lat(p.latencyMs)}${p.timedOut ? `; TIMED OUT with ${p.done}/${p.appended} done` : ''}`,
+      ]);
+  rows.push(['', '', '', '']);
+  rows.push(['target', 'measured', 'target', 'verdict']);
+  for (const t of r.targets)
+    rows.push([
+      t.name.replace(/ \([^)]*\)$/, ''),
+      t.display,
+      t.target,
+      t.met === null ? 'n/a' : t.met ? 'met' : 'MISSED',
+    ]);
+  out.push(table(rows));
+
+  if (r.e2e.length > 0) {
+    out.push(
+      '',
+      'Where the time goes (per-stage timings from the rows, handler histograms from the pipeline metrics; ~ = estimated from buckets)',
+    );
+    const detail: string[][] = [];
+    for (const m of r.e2e) {
+      for (const p of m.phases) detail.push(...phaseDetail(m.mode, p));
+      if (m.memory)
+        detail.push([
+          `  ${m.mode} memory run`,
+          `${(m.memory.attachmentBytes / MIB).toFixed(1)} MiB attachment: ${m.memory.verdict ?? '?'} / ${m.memory.driveStatus ?? '?'} in ${fmtS(m.memory.seconds)}; RSS ${fmtMB(m.memory.baselineRss)} -> ${fmtMB(m.memory.peakRss)}${m.memory.peakByStage ? `; highest growth while ingesting +${fmtMB(m.memory.peakByStage.ingest)}, analysing +${fmtMB(m.memory.peakByStage.analysis)}, filing +${fmtMB(m.memory.peakByStage.filing)}` : ''}${m.memory.verdict === 'accepted' ? '' : ` (${m.memory.reason ?? ''})`}`,
+        ]);
+      detail.push([
+        `  ${m.mode} process`,
+        `peak RSS ${fmtMB(m.peakRss)} (kernel VmHWM ${m.kernelPeakRss === null ? 'n/a' : fmtMB(m.kernelPeakRss)}); files stored ${m.filesStored}${m.fakeDrive ? `, Drive folders ${m.fakeDrive.folders}, checksum mismatches ${m.fakeDrive.mismatches}` : ''}; log ${m.logFile} (${m.logWarnings} warnings, ${m.logErrors} errors)`,
+      ]);
+    }
+    out.push(table(detail));
+  }
+  if (hints.length > 0) out.push('', 'Reading the figures:', ...hints.map((h) => `  - ${h}`));
+  if (r.notes.length > 0) out.push('', 'Notes:', ...r.notes.map((n) => `  - ${n}`));
+  return out.join('\n');
+}
+
+/** JSON with NaN and Infinity as null. */
+export function toJsonLine(r: BenchResult): string {
+  return JSON.stringify(r, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v));
+}
