@@ -34,7 +34,12 @@ else
 fi
 
 echo "install-dovecot: installing dovecot-imapd"
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends dovecot-imapd
+if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends dovecot-imapd; then
+  # Package lists older than the mirror name versions it no longer has: refresh and try once more.
+  echo "install-dovecot: install failed; refreshing package lists and trying again"
+  $SUDO apt-get update -q
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends dovecot-imapd
+fi
 
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
   echo "install-dovecot: stopping and disabling the system dovecot service (tests start their own)"
