@@ -1,4 +1,6 @@
 import type { Readable } from 'node:stream';
+import type { Transaction } from 'kysely';
+import type { Database } from '../db/database.js';
 
 /** What the store knows of one blob. */
 export interface BlobInfo {
@@ -6,6 +8,19 @@ export interface BlobInfo {
   sha256: string;
   /** Size in bytes. */
   size: number;
+}
+
+/** Options of {@link BlobStore.put}. */
+export interface BlobPutOptions {
+  /** Largest input accepted (bytes); a larger one is refused with `BLOB.TOO_LARGE`. */
+  maxBytes?: number;
+  /**
+   * Write inside this database transaction instead of in the store's own (Buffer input only): the blob
+   * commits or rolls back with the caller's rows, in one round trip per table instead of several
+   * statements and two commits. A store that keeps bytes elsewhere may ignore it and write at once,
+   * which is still safe: writes are idempotent and the blob exists before the caller commits.
+   */
+  transaction?: Transaction<Database>;
 }
 
 /**
@@ -19,7 +34,7 @@ export interface BlobStore {
    * whole in memory. With `maxBytes`, a larger input is refused with a `PermanentError`
    * (`BLOB.TOO_LARGE`) and nothing is kept.
    */
-  put(input: Readable | Buffer, options?: { maxBytes?: number }): Promise<BlobInfo>;
+  put(input: Readable | Buffer, options?: BlobPutOptions): Promise<BlobInfo>;
   /** Reads a blob back as a stream; rejects with `BLOB.NOT_FOUND` when it is missing. */
   open(sha256: string): Promise<Readable>;
   /** Reads a whole blob into memory (for small blobs such as thumbnails). */

@@ -174,6 +174,40 @@ describe('MySQL blob store', () => {
     expect(await hashOf(await small.open(results[0]!.sha256))).toEqual(results[0]);
   });
 
+  it("writes a buffer inside the caller's transaction: committed with it, gone with a rollback", async () => {
+    const small = createMysqlBlobStore(t.db, { chunkSize: 10 });
+    const bytes = Buffer.from('written with the email, in its transaction');
+    const before = await counts();
+    await expect(
+      t.db.transaction().execute(async (trx) => {
+        await small.put(bytes, { transaction: trx });
+        throw new Error('the email failed');
+      }),
+    ).rejects.toThrow('the email failed');
+    expect(await store.stat(sha(bytes))).toBeNull();
+    expect(await counts()).toEqual(before);
+
+    const info = await t.db.transaction().execute((trx) => small.put(bytes, { transaction: trx }));
+    expect(info).toEqual({ sha256: sha(bytes), size: bytes.length });
+    expect(await store.read(info.sha256)).toEqual(bytes);
+    // No temporary key, chunks straight under the hash, the configured chunk size.
+    expect((await counts()).chunks - before.chunks).toBe(5);
+    expect((await counts()).tmp).toBe(0);
+
+    // The same bytes again, in a transaction or not: one blob, no new chunk.
+    await t.db.transaction().execute((trx) => store.put(bytes, { transaction: trx }));
+    await store.put(bytes);
+    expect((await counts()).blobs - before.blobs).toBe(1);
+    expect((await counts()).chunks - before.chunks).toBe(5);
+
+    await expect(
+      t.db.transaction().execute((trx) => store.put(Buffer.alloc(11), { transaction: trx, maxBytes: 10 })),
+    ).rejects.toMatchObject({ code: 'BLOB.TOO_LARGE' });
+    await expect(
+      t.db.transaction().execute((trx) => store.put(Readable.from([bytes]), { transaction: trx })),
+    ).rejects.toThrow(TypeError);
+  });
+
   it('rejects a missing blob with BLOB.NOT_FOUND and reports it absent', async () => {
     const missing = sha(Buffer.from('never stored'));
     await expect(store.open(missing)).rejects.toMatchObject({ code: 'BLOB.NOT_FOUND' });

@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { Db } from '../db/database.js';
+import type { Transaction } from 'kysely';
+import type { Database, Db } from '../db/database.js';
 import { PermanentError, PostroomError, RetryableError } from '../errors.js';
-import type { BlobInfo, BlobStore } from './blob-store.js';
+import type { BlobInfo, BlobPutOptions, BlobStore } from './blob-store.js';
 
 /** Options of the MySQL blob store. */
 export interface MysqlBlobStoreOptions {
@@ -83,6 +84,10 @@ async function* chunksOf(input: Readable | Buffer): AsyncGenerator<Buffer> {
  * SHA-256 key, or, when the row is already there (identical bytes, perhaps stored concurrently by
  * another process), deletes the temporary chunks. A `blobs` row therefore exists only once every chunk
  * is in place. A crash mid-upload leaves temporary chunks, which {@link sweepTemporaryChunks} removes.
+ *
+ * With `transaction` (a Buffer already in memory, hence already hashed) there is no temporary key: the
+ * `blobs` row is inserted (INSERT IGNORE) and, when it is new, the chunks go straight under the SHA-256
+ * key, all in the caller's transaction, so the row and its chunks again commit together or not at all.
  */
 export function createMysqlBlobStore(db: Db, options: MysqlBlobStoreOptions = {}): BlobStore {
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
@@ -127,8 +132,48 @@ export function createMysqlBlobStore(db: Db, options: MysqlBlobStoreOptions = {}
     }
   }
 
-  async function put(input: Readable | Buffer, putOptions: { maxBytes?: number } = {}): Promise<BlobInfo> {
+  function tooLarge(maxBytes: number): PermanentError {
+    return new PermanentError('BLOB.TOO_LARGE', `Blob refused: more than ${maxBytes} bytes`, {
+      details: { maxBytes },
+    });
+  }
+
+  /** Writes a Buffer in the caller's transaction: the blob row (if new) and its chunks, no temporary key. */
+  async function putWithin(trx: Transaction<Database>, data: Buffer, maxBytes: number): Promise<BlobInfo> {
+    if (data.length > maxBytes) throw tooLarge(maxBytes);
+    const info: BlobInfo = { sha256: createHash('sha256').update(data).digest('hex'), size: data.length };
+    const chunkCount = Math.ceil(data.length / chunkSize);
+    try {
+      // The same lock order as commit() (blobs, then blob_chunks). INSERT IGNORE: identical bytes
+      // stored before (or being stored by another transaction, which it waits for) are left as they are.
+      const r = await trx
+        .insertInto('blobs')
+        .ignore()
+        .values({ sha256: info.sha256, size: info.size, chunk_count: chunkCount, created_at: new Date() })
+        .executeTakeFirst();
+      if (Number(r.numInsertedOrUpdatedRows ?? 0) !== 1) return info;
+      for (let seq = 0; seq < chunkCount; seq++)
+        await trx
+          .insertInto('blob_chunks')
+          .values({
+            blob_key: info.sha256,
+            seq,
+            data: data.subarray(seq * chunkSize, (seq + 1) * chunkSize),
+          })
+          .execute();
+      return info;
+    } catch (err) {
+      throw storeError(`writing blob ${info.sha256} in a transaction`, err, { sha256: info.sha256 });
+    }
+  }
+
+  async function put(input: Readable | Buffer, putOptions: BlobPutOptions = {}): Promise<BlobInfo> {
     const maxBytes = putOptions.maxBytes ?? Number.POSITIVE_INFINITY;
+    if (putOptions.transaction) {
+      if (!Buffer.isBuffer(input))
+        throw new TypeError('Blob store: a put inside a transaction takes a Buffer, not a stream');
+      return putWithin(putOptions.transaction, input, maxBytes);
+    }
     const tmpKey = `${TMP_PREFIX}${uuidV7()}`;
     const hash = createHash('sha256');
     let size = 0;
@@ -166,11 +211,7 @@ export function createMysqlBlobStore(db: Db, options: MysqlBlobStoreOptions = {}
     try {
       for await (const chunk of chunksOf(input)) {
         size += chunk.length;
-        if (size > maxBytes) {
-          throw new PermanentError('BLOB.TOO_LARGE', `Blob refused: more than ${maxBytes} bytes`, {
-            details: { maxBytes },
-          });
-        }
+        if (size > maxBytes) throw tooLarge(maxBytes);
         hash.update(chunk);
         pending.push(chunk);
         pendingBytes += chunk.length;

@@ -9,7 +9,7 @@ import { testLogger, waitFor } from '../../test/broker.js';
 import { createTestDatabase, type TestDatabase } from '../../test/db.js';
 import { imapEnv, startDovecot, type DovecotServer } from '../../test/dovecot.js';
 import { nestedMultipartMessage, plainTextMessage } from '../../test/mail-corpus.js';
-import { PermanentError } from '../../infra/errors.js';
+import { PermanentError, RetryableError } from '../../infra/errors.js';
 import { imapReconnectsTotal, imapWatchdogResyncsTotal } from './imap-metrics.js';
 import { createImapPoller, type ImapPoller, type ImapPollerDeps } from './imap-poller.js';
 import { MAX_MESSAGE_ATTEMPTS } from './mailbox-sync.js';
@@ -217,6 +217,78 @@ describe('IMAP poller recovery', () => {
     );
     expect(puts).toBeGreaterThanOrEqual(MAX_MESSAGE_ATTEMPTS);
     expect(await emailByMessageId('poison-2@test')).toBeTruthy();
+  });
+
+  it('never lets the checkpoint or IMAP_AFTER pass a message of a batch that fails to record', async () => {
+    // Fails only inside the email's transaction (where small attachment blobs are written), with a
+    // retryable error, so the message is retried as it is and never falls back to its headers.
+    let failing = true;
+    let refused = 0;
+    const flaky: BlobStore = {
+      ...blobs,
+      put: async (input, options) => {
+        if (failing && options?.transaction) {
+          refused += 1;
+          throw new RetryableError('BLOB.TEST', 'the database refuses this email for now');
+        }
+        return blobs.put(input, options);
+      },
+    };
+    await dove.append(mail('batch-1@test'), { mailbox: 'batch' });
+    await dove.append(mail('batch-2@test'), { mailbox: 'batch' });
+    await dove.append(nestedMultipartMessage({ messageId: 'batch-3@test', subject: 'Fails' }), {
+      mailbox: 'batch',
+    });
+    await dove.append(mail('batch-4@test'), { mailbox: 'batch' });
+    await startPoller('batch', {}, { blobs: flaky, maxBackoffMs: 500 });
+    await waitFor(async () => refused >= 2, 15_000, 'the failing message tried twice');
+
+    // The messages before it are committed, checkpointed and flagged; nothing at or after it is.
+    const seen = async () =>
+      Object.fromEntries(
+        (await dove.messages('batch')).map((m) => [m.messageId, m.flags.includes('\\Seen')]),
+      );
+    expect((await emailsOf('batch')).map((e) => e.message_id)).toEqual(['batch-1@test', 'batch-2@test']);
+    expect((await emailsOf('batch')).every((e) => e.imap_after_at !== null)).toBe(true);
+    expect((await checkpoint('batch'))?.lastUid).toBe(2);
+    expect(await seen()).toEqual({
+      'batch-1@test': true,
+      'batch-2@test': true,
+      'batch-3@test': false,
+      'batch-4@test': false,
+    });
+
+    failing = false;
+    await waitFor(async () => (await checkpoint('batch'))?.lastUid === 4, 15_000, 'all four handled');
+    await waitFor(
+      async () => Object.values(await seen()).every(Boolean),
+      5_000,
+      'all four seen after the repair',
+    );
+    const emails = await emailsOf('batch');
+    expect(emails.map((e) => e.message_id)).toEqual([
+      'batch-1@test',
+      'batch-2@test',
+      'batch-3@test',
+      'batch-4@test',
+    ]);
+    const fails = emails[2]!;
+    expect(fails).toMatchObject({ subject: 'Fails', attachment_count: 2 });
+    const atts = await tdb.db
+      .selectFrom('attachments')
+      .select('sha256')
+      .where('email_id', '=', fails.id)
+      .execute();
+    for (const a of atts) expect(await blobs.stat(a.sha256)).not.toBeNull();
+    for (const e of emails) {
+      const received = await tdb.db
+        .selectFrom('outbox')
+        .select('routing_key')
+        .where('correlation_id', '=', e.id)
+        .where('routing_key', '=', 'email.received')
+        .execute();
+      expect(received, e.message_id).toHaveLength(1);
+    }
   });
 
   it('notices a connection gone silent with its watchdog, reconnects and catches up', async () => {

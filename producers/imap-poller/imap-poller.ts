@@ -86,7 +86,8 @@ const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> => 
  * auto-IDLE), and a watchdog probe (`STATUS UIDNEXT UIDVALIDITY`) every `IMAP_POLL_SECONDS` that also
  * serves as the poll when there is no IDLE. A probe that gets no answer, a closed connection or a
  * failure ends the session; a new client is made after a growing delay (imapflow never reconnects by
- * itself). New mail is processed by the mailbox sync (checkpoint, one message at a time).
+ * itself). New mail is processed by the mailbox sync (in UID order, the next message downloaded while
+ * the current one is recorded; checkpoint and IMAP_AFTER per group of committed emails).
  */
 export function createImapPoller(deps: ImapPollerDeps): ImapPoller {
   const { config, db } = deps;

@@ -98,23 +98,33 @@ function isDuplicateKey(err: unknown): boolean {
   return (err as { errno?: unknown } | null)?.errno === ER_DUP_ENTRY;
 }
 
+/** Options of {@link recordEmail}. */
+export interface RecordEmailOptions {
+  /**
+   * More writes committed with the email (the IMAP poller's small attachment blobs). Runs inside the
+   * transaction right after the `emails` row is inserted, so a duplicate Message-ID writes nothing.
+   */
+  withinTransaction?: (trx: Transaction<Database>) => Promise<void>;
+}
+
 /**
  * Records one email in ONE transaction: the `emails` row, its attachments (verdict and Drive status
  * `pending`), an `ingest` timeline entry and the outbox events `email.received` and one
  * `attachment.stored` per attachment (correlation id: the email id); signals the outbox relay after
  * the commit. The same Message-ID twice is one email: the second call records nothing and answers
  * `created: false` with the first email's id (also when two processes race: the unique key decides).
+ * There is no lookup first: the `emails` INSERT comes first in the transaction, and its duplicate-key
+ * error rolls the whole transaction back before the first email's id is read.
  * Throws `ValidationError` when an event breaks its contract (nothing is written then).
  */
 export async function recordEmail(
   db: Kysely<Database>,
   input: RecordEmailInput,
+  options: RecordEmailOptions = {},
 ): Promise<{ emailId: string; created: boolean }> {
   const { parsed } = input;
   const messageId = normalizeMessageId(parsed.messageId);
   const hash = messageIdHash(messageId);
-  const existing = await findEmailIdByMessageId(db, messageId);
-  if (existing) return { emailId: existing, created: false };
 
   const emailId = randomUUID();
   const now = new Date();
@@ -218,6 +228,7 @@ export async function recordEmail(
           done_at: null,
         })
         .execute();
+      await options.withinTransaction?.(trx);
       for (let i = 0; i < attachments.length; i += 200)
         await trx
           .insertInto('attachments')
@@ -275,24 +286,35 @@ export async function listPendingImapAfter(
 }
 
 /**
- * Marks IMAP_AFTER as applied (`imap_after_at`) and notes it on the timeline; does nothing when it
- * was already marked. `action` is `seen`, `moved to <folder>` or `none`.
+ * Marks IMAP_AFTER as applied (`imap_after_at`) on one email or several, in one transaction (one
+ * locking read, one UPDATE, one multi-row timeline INSERT whatever their number), and notes it on the
+ * timeline of each email that was not marked yet; emails already marked are left as they are.
+ * `action` is `seen`, `moved to <folder>` or `none`.
  */
 export async function markImapAfterApplied(
   db: Kysely<Database>,
-  emailId: string,
+  emailIds: string | readonly string[],
   action: string,
 ): Promise<void> {
+  const ids = [...new Set(typeof emailIds === 'string' ? [emailIds] : emailIds)];
+  if (ids.length === 0) return;
   await db.transaction().execute(async (trx) => {
     const now = new Date();
-    const res = await trx
-      .updateTable('emails')
-      .set({ imap_after_at: now })
-      .where('id', '=', emailId)
+    // Locking read: which of them are still unmarked (a concurrent marker waits, then finds none).
+    const open = await trx
+      .selectFrom('emails')
+      .select('id')
+      .where('id', 'in', ids)
       .where('imap_after_at', 'is', null)
-      .executeTakeFirst();
-    if (Number(res.numUpdatedRows) > 0)
-      await appendTimeline(trx, [{ emailId, stage: 'ingest', event: 'imap.after', detail: action, at: now }]);
+      .forUpdate()
+      .execute();
+    if (open.length === 0) return;
+    const openIds = open.map((r) => r.id);
+    await trx.updateTable('emails').set({ imap_after_at: now }).where('id', 'in', openIds).execute();
+    await appendTimeline(
+      trx,
+      openIds.map((emailId) => ({ emailId, stage: 'ingest', event: 'imap.after', detail: action, at: now })),
+    );
   });
 }
 
