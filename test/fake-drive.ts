@@ -259,7 +259,7 @@ export class FakeDrive {
     } else if (fault) {
       if (fault.lose && entry.authorized) this.route(req, url, path, body);
       else if (fault.acceptBytes !== undefined && entry.method === 'PUT')
-        this.putChunk(req, url.searchParams, body.subarray(0, fault.acceptBytes));
+        this.putChunk(req, url.searchParams, body.subarray(0, fault.acceptBytes), true);
       answer = googleError(fault.status ?? 503, fault.reason);
       if (fault.retryAfterSeconds !== undefined)
         answer.headers = { 'Retry-After': String(fault.retryAfterSeconds) };
@@ -424,13 +424,24 @@ export class FakeDrive {
     return { status: 200, headers: { Location: location.toString() } };
   }
 
-  private putChunk(req: IncomingMessage, q: URLSearchParams, body: Buffer): Answer {
+  /** One PUT of a resumable session; `cut` when a fault kept only part of the body. */
+  private putChunk(req: IncomingMessage, q: URLSearchParams, body: Buffer, cut = false): Answer {
     const s = this.sessions.get(q.get('upload_id') ?? '');
     if (!s) return googleError(404, 'notFound', 'Upload session not found or expired.');
+    // Google's front end refuses a body without a Content-Length (a chunked PUT) with 411.
+    if (body.length > 0 && req.headers['content-length'] === undefined)
+      return googleError(411, 'lengthRequired', 'PUT requests require a Content-Length header.');
     const range = /^bytes (?:(\d+)-(\d+)|\*)\/(\d+|\*)$/.exec(
       req.headers['content-range'] ?? `bytes */${s.total ?? '*'}`,
     );
     if (!range) return googleError(400, 'badRequest', 'Invalid Content-Range.');
+    const announced = range[1] === undefined ? 0 : Number(range[2]) - Number(range[1]) + 1;
+    if (!cut && body.length !== announced)
+      return googleError(
+        400,
+        'badRequest',
+        `Content-Range announces ${announced} bytes, ${body.length} came.`,
+      );
     if (range[3] !== '*') s.total = Number(range[3]);
     if (s.done) return { status: 200, body: this.fields(s.done, s.params) };
     if (range[1] !== undefined) {

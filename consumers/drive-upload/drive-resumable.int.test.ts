@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PermanentError } from '../../infra/errors.js';
 import { createTestDatabase, type TestDatabase } from '../../test/db.js';
 import { FakeDrive, guardEgress } from '../../test/fake-drive.js';
 import { createDriveAuth } from './drive-auth.js';
@@ -152,6 +153,33 @@ describe('resumable uploads', () => {
     await expect(store.upload({ ...short, fileId, folderId })).rejects.toMatchObject({
       code: 'DRIVE.SOURCE_SIZE_MISMATCH',
     });
+    expect(fake.file(fileId)).toBeUndefined();
+  });
+
+  it('refuses bytes that go on past the announced size, before the last chunk makes the file', async () => {
+    const store = await newStore();
+    const { folderId, fileId } = await target(store);
+    const long = { ...bigFile({ opens: 0 }), size: big.length - 100 };
+    await expect(store.upload({ ...long, fileId, folderId })).rejects.toMatchObject({
+      code: 'DRIVE.SOURCE_SIZE_MISMATCH',
+    });
+    expect(fake.file(fileId)).toBeUndefined();
+  });
+
+  it('stops before the last chunk when the source fails its own check at its end', async () => {
+    const store = await newStore();
+    const { folderId, fileId } = await target(store);
+    const corrupt = new PermanentError('BLOB.CORRUPT', 'content does not match its SHA-256');
+    const file = bigFile({ opens: 0 });
+    // Like the blob store: every byte, then an error instead of the end.
+    const open = () =>
+      Readable.from(
+        (async function* () {
+          for await (const piece of file.open() as Readable) yield piece as Buffer;
+          throw corrupt;
+        })(),
+      );
+    await expect(store.upload({ ...file, open, fileId, folderId })).rejects.toBe(corrupt);
     expect(fake.file(fileId)).toBeUndefined();
   });
 

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { drive_v3 } from '@googleapis/drive';
 import { PermanentError, PostroomError } from '../../infra/errors.js';
 import type { Logger } from '../../infra/logger.js';
@@ -56,10 +56,13 @@ export async function uploadResumable(u: ResumableUpload): Promise<drive_v3.Sche
     for (;;) {
       const length = Math.min(u.chunkBytes, u.size - offset);
       try {
-        const data = await source.read(offset, length);
+        const pieces = await source.read(offset, length);
         const res = await u.auth.request<drive_v3.Schema$File>({
-          ...sessionRequest(session, `bytes ${offset}-${offset + length - 1}/${u.size}`),
-          data,
+          ...sessionRequest(session, `bytes ${offset}-${offset + length - 1}/${u.size}`, length),
+          // The source's own pieces as the body: no chunk-sized copy is made, and a resend after a
+          // failure streams the same pieces again. A stream has no length of its own: say it, so the
+          // PUT is not sent chunked.
+          data: Readable.from(handOver(pieces), { objectMode: false }),
         });
         failures = 0;
         if (res.status !== 308) return res.data;
@@ -93,6 +96,14 @@ export async function uploadResumable(u: ResumableUpload): Promise<drive_v3.Sche
   }
 }
 
+/**
+ * Yields the pieces and forgets each one as it goes: the answer keeps the request body (gaxios's
+ * `config`) alive for a while, and it must not keep a chunk's bytes alive with it.
+ */
+function* handOver(pieces: Buffer[]): Generator<Buffer> {
+  for (let piece = pieces.shift(); piece; piece = pieces.shift()) yield piece;
+}
+
 /** Opens a session and returns its URI, moved under `rootUrl` when Drive answers with its own host. */
 async function startSession(u: ResumableUpload): Promise<string> {
   return withDriveRetry('start resumable upload', u.details, u.policy, async () => {
@@ -115,11 +126,15 @@ async function startSession(u: ResumableUpload): Promise<string> {
   });
 }
 
-function sessionRequest(session: string, contentRange: string) {
+/** A PUT to the session; `length` is the body's size (none for a status query). */
+function sessionRequest(session: string, contentRange: string, length?: number) {
   return {
     url: session,
     method: 'PUT' as const,
-    headers: { 'Content-Range': contentRange },
+    headers: {
+      'Content-Range': contentRange,
+      ...(length === undefined ? {} : { 'Content-Length': String(length) }),
+    },
     // 308 is "go on", not a redirect: no Location comes with it, and it must reach us as an answer.
     validateStatus: (s: number) => (s >= 200 && s < 300) || s === 308,
     redirect: 'manual' as const,
@@ -148,40 +163,57 @@ function onRoot(location: string, rootUrl: string): string {
 }
 
 /**
- * Reads the bytes of a chunk at any offset: forward reads keep streaming, a step back within the
- * chunk last read is served from memory, and a step further back reopens the source.
+ * Reads the bytes of a chunk at any offset, as the pieces the source gave (views, never copies):
+ * forward reads keep streaming, a step back within the chunk last read is served from the pieces still
+ * held, and a step further back reopens the source. Only the pieces from the last offset asked for on
+ * are held, so memory stays at about one chunk.
  */
 class ChunkSource {
   private stream: Readable | null = null;
   private iterator: AsyncIterator<Buffer> | null = null;
-  private buffer = Buffer.alloc(0);
-  /** Offset of `buffer[0]` in the source. */
+  /** Pieces read and not yet dropped, in order; `pieces[0]` starts at `start`. */
+  private pieces: Buffer[] = [];
+  /** Bytes in `pieces`. */
+  private held = 0;
+  /** Offset of `pieces[0][0]` in the source. */
   private start = 0;
+  /** The source has been read to its end. */
+  private ended = false;
 
   constructor(
     private readonly open: () => Readable | Promise<Readable>,
     private readonly size: number,
   ) {}
 
-  async read(offset: number, length: number): Promise<Buffer> {
+  /** The `length` bytes at `offset`, as views of the source's pieces. */
+  async read(offset: number, length: number): Promise<Buffer[]> {
     if (this.iterator === null || offset < this.start) await this.reopen();
-    // Drop what lies before `offset`, reading (and discarding) past the buffer if needed.
+    // Drop what lies before `offset` (Drive holds it), reading past the held pieces if needed.
     while (this.start < offset) {
-      if (this.buffer.length === 0 && !(await this.pull())) this.short();
-      const drop = Math.min(offset - this.start, this.buffer.length);
-      this.buffer = this.buffer.subarray(drop);
+      if (this.pieces.length === 0) await this.pull();
+      const first = this.pieces[0]!;
+      const drop = Math.min(offset - this.start, first.length);
+      if (drop === first.length) this.pieces.shift();
+      else this.pieces[0] = first.subarray(drop);
+      this.held -= drop;
       this.start += drop;
     }
-    const parts: Buffer[] = [this.buffer];
-    let have = this.buffer.length;
-    while (have < length) {
-      const next = await this.next();
-      if (next === null) this.short();
-      parts.push(next);
-      have += next.length;
+    while (this.held < length) await this.pull();
+    if (offset + length === this.size && !this.ended) {
+      // The last chunk: the source must end with it. Reading its end before the PUT that makes the
+      // file also lets the source check itself (the blob store verifies the SHA-256 there).
+      if (this.held > length || (await this.pullPiece()) !== null) this.mismatch('went on past');
+      this.ended = true;
     }
-    this.buffer = parts.length === 1 ? this.buffer : Buffer.concat(parts);
-    return this.buffer.subarray(0, length);
+    const chunk: Buffer[] = [];
+    let want = length;
+    for (const piece of this.pieces) {
+      if (want === 0) break;
+      const part = piece.length <= want ? piece : piece.subarray(0, want);
+      chunk.push(part);
+      want -= part.length;
+    }
+    return chunk;
   }
 
   close(): void {
@@ -190,28 +222,36 @@ class ChunkSource {
 
   private async reopen(): Promise<void> {
     this.close();
+    this.pieces = [];
+    this.held = 0;
+    this.start = 0;
+    this.ended = false;
     this.stream = await this.open();
     this.iterator = this.stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-    this.buffer = Buffer.alloc(0);
-    this.start = 0;
   }
 
-  private async pull(): Promise<boolean> {
-    const next = await this.next();
-    if (next === null) return false;
-    this.buffer = Buffer.concat([this.buffer, next]);
-    return true;
+  /** Appends the source's next piece; the source ending here is an error (the size was announced). */
+  private async pull(): Promise<void> {
+    const piece = await this.pullPiece();
+    if (piece === null) this.mismatch('ended before');
+    this.pieces.push(piece);
+    this.held += piece.length;
   }
 
-  private async next(): Promise<Buffer | null> {
-    const r = await this.iterator!.next();
-    return r.done ? null : Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+  /** The source's next non-empty piece, or null at its end. */
+  private async pullPiece(): Promise<Buffer | null> {
+    for (;;) {
+      const r = await this.iterator!.next();
+      if (r.done) return null;
+      const piece = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+      if (piece.length > 0) return piece;
+    }
   }
 
-  private short(): never {
+  private mismatch(how: string): never {
     throw new PermanentError(
       'DRIVE.SOURCE_SIZE_MISMATCH',
-      `The bytes to upload ended before the ${this.size} bytes announced`,
+      `The bytes to upload ${how} the ${this.size} bytes announced`,
     );
   }
 }

@@ -67,6 +67,18 @@ describe('LocalFileStore', () => {
     });
   });
 
+  it('makes its directories again when they are removed while it runs', async () => {
+    const folderId = await store.ensureFolder(['removed']);
+    await store.upload({ ...file('before'), fileId: await store.reserveFileId(), folderId });
+    // Directories it made earlier (and cached as made) are deleted by hand.
+    await rm(join(dir, 'removed'), { recursive: true });
+    await rm(join(dir, '.postroom', 'tmp'), { recursive: true });
+    const fileId = await store.reserveFileId();
+    const result = await store.upload({ ...file('after'), fileId, folderId });
+    expect(result).toMatchObject({ fileId, alreadyExisted: false });
+    expect(await readFile(join(dir, 'removed', 'report.pdf'), 'utf8')).toBe('after');
+  });
+
   it('gives a second file of the same name a numbered name, never replacing the first', async () => {
     const folderId = await store.ensureFolder(['names']);
     await store.upload({ ...file('one'), fileId: await store.reserveFileId(), folderId });

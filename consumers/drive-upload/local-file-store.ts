@@ -62,6 +62,11 @@ export class LocalFileStore implements FileStore {
   private readonly dir: string;
   private readonly meta: string;
   private readonly lockStaleMs: number;
+  /**
+   * Directories this store has made (or found) already, so that an upload does not ask the file
+   * system again each time. Forgotten when a step meets ENOENT: one was removed under us.
+   */
+  private readonly made = new Set<string>();
 
   constructor(options: LocalFileStoreOptions) {
     this.dir = resolve(options.dir);
@@ -71,7 +76,7 @@ export class LocalFileStore implements FileStore {
 
   async ensureFolder(path: readonly string[]): Promise<string> {
     const folderId = path.length === 0 ? '.' : path.join('/');
-    await mkdir(this.folderPath(folderId), { recursive: true });
+    await this.makeDir(this.folderPath(folderId));
     return folderId;
   }
 
@@ -93,12 +98,24 @@ export class LocalFileStore implements FileStore {
   }
 
   async upload(request: UploadRequest): Promise<UploadResult> {
+    try {
+      return await this.uploadOnce(request);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || this.made.size === 0) throw err;
+      // A directory made earlier is gone (removed by hand): make them all again and retry, which is
+      // safe for the same reasons a redelivery is.
+      this.made.clear();
+      return this.uploadOnce(request);
+    }
+  }
+
+  private async uploadOnce(request: UploadRequest): Promise<UploadResult> {
     checkSha256(request.sha256);
     checkId(request.fileId);
     const folder = this.folderPath(request.folderId);
     const name = safeFileName(request.name);
     for (const sub of ['files', 'sha256', 'tmp', 'locks', 'placing'])
-      await mkdir(join(this.meta, sub), { recursive: true });
+      await this.makeDir(join(this.meta, sub));
     const release = await this.lock(request.fileId);
     try {
       const done = await readJson<FileRecord>(this.recordPath(request.fileId));
@@ -110,7 +127,7 @@ export class LocalFileStore implements FileStore {
           );
         return { fileId: done.fileId, link: this.linkOf(done), alreadyExisted: true };
       }
-      await mkdir(folder, { recursive: true });
+      await this.makeDir(folder);
       const tmp = join(this.meta, 'tmp', `${request.fileId}.${randomBytes(4).toString('hex')}.part`);
       try {
         await this.writeChecked(tmp, request);
@@ -206,6 +223,14 @@ export class LocalFileStore implements FileStore {
       }
     }
     throw new RetryableError('STORAGE.BUSY', `Local file ${fileId} is being filed by another process`);
+  }
+
+  /** `mkdir -p`, once per directory and process (see `made`). */
+  private async makeDir(path: string): Promise<void> {
+    if (this.made.has(path)) return;
+    await mkdir(path, { recursive: true });
+    if (this.made.size >= 10_000) this.made.clear(); // a cache, not a record: keep it small
+    this.made.add(path);
   }
 
   /** Absolute path of a folder id, refusing anything that would leave the directory or enter `.postroom`. */
