@@ -8,6 +8,9 @@
 import sharp from 'sharp';
 import type { Metadata } from 'sharp';
 
+// Every image is read once: libvips' operation cache (50 MB by default) would only hold memory.
+sharp.cache(false);
+
 /** What is recorded about an image (the `image` field of `attachment.analyzed`). */
 export interface ImageFacts {
   /** Pixels across, as displayed (after the EXIF orientation is applied). */
