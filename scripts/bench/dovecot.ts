@@ -1,17 +1,7 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
-import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
-import { ImapFlow } from 'imapflow';
+import type { ImapFlow } from 'imapflow';
+import { launchDovecot } from '../throwaway-dovecot.js';
 
-/**
- * A throwaway Dovecot for the benchmark: loopback, a free port, one passwd-file user, maildir in a
- * temporary directory. The same recipe as the test helper `test/dovecot.ts` (scripts may not import
- * test/), cut down to what the benchmark uses: start, make mailboxes, append, stop.
- */
+/** The benchmark's Dovecot: a throwaway server (`scripts/throwaway-dovecot.ts`) with what it uses. */
 export interface BenchDovecot {
   host: string;
   port: number;
@@ -25,159 +15,23 @@ export interface BenchDovecot {
   stop(): Promise<void>;
 }
 
-const CANDIDATES = ['/usr/sbin/dovecot', '/usr/local/sbin/dovecot'];
-
-/** The Dovecot binary, or null when it is not installed (`scripts/install-dovecot.sh` installs it). */
-export function findDovecot(): string | null {
-  return CANDIDATES.find((p) => existsSync(p)) ?? null;
-}
-
-/** Runs `dovecot` detached: the daemon would otherwise keep our pipes open. */
-function runDetached(bin: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { stdio: 'ignore' });
-    child.once('error', reject);
-    child.once('exit', (code, signal) =>
-      code === 0 ? resolve() : reject(new Error(`${bin} ${args.join(' ')} exited with ${code ?? signal}`)),
-    );
-  });
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForGreeting(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1');
-      const done = (v: boolean) => {
-        socket.destroy();
-        resolve(v);
-      };
-      socket.setTimeout(1_000, () => done(false));
-      socket.once('data', (d) => done(d.toString().startsWith('* OK')));
-      socket.once('error', () => done(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline)
-      throw new Error(`Dovecot did not answer on 127.0.0.1:${port} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function config(dir: string, port: number, asRoot: boolean, uid: number, gid: number): string {
-  // Without root every Dovecot process runs as the current user.
-  const self = asRoot
-    ? ''
-    : `default_internal_user = ${userInfo().username}\ndefault_login_user = ${userInfo().username}\n` +
-      `default_internal_group = ${execFileSync('id', ['-gn']).toString().trim()}\n`;
-  return `# throwaway Postroom benchmark server
-protocols = imap
-listen = 127.0.0.1
-base_dir = ${dir}/run
-state_dir = ${dir}/state
-instance_name = postroom-bench-${randomBytes(4).toString('hex')}
-log_path = ${dir}/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_location = maildir:${dir}/mail/%u
-first_valid_uid = ${Math.min(uid, 500)}
-${self}passdb {
-  driver = passwd-file
-  args = ${dir}/users
-}
-userdb {
-  driver = static
-  args = uid=${uid} gid=${gid} home=${dir}/mail/%u
-}
-service imap-login {
-  ${asRoot ? '' : 'chroot =\n  '}inet_listener imap {
-    port = ${port}
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-service pop3-login {
-  inet_listener pop3 {
-    port = 0
-  }
-}
-`;
-}
-
 /** Starts a Dovecot of its own; throws when it is not installed or does not come up. */
 export async function startBenchDovecot(): Promise<BenchDovecot> {
-  const bin = findDovecot();
-  if (!bin)
-    throw new Error('Dovecot is not installed (no /usr/sbin/dovecot): run scripts/install-dovecot.sh');
-  const user = 'bench';
-  const password = `pw-${randomBytes(6).toString('hex')}`;
-  const asRoot = process.getuid?.() === 0;
-  const uid = asRoot ? 65534 : (process.getuid?.() ?? 65534);
-  const gid = asRoot ? 65534 : (process.getgid?.() ?? 65534);
-  const dir = await mkdtemp(join(tmpdir(), 'postroom-bench-dovecot-'));
-  // Login and auth processes run as other users: they must be able to walk into the directory.
-  await chmod(dir, 0o755);
-  await mkdir(join(dir, 'mail'), { recursive: true });
-  await mkdir(join(dir, 'state'), { recursive: true });
-  if (asRoot) await chown(join(dir, 'mail'), uid, gid);
-  await writeFile(join(dir, 'users'), `${user}:{PLAIN}${password}\n`, { mode: 0o644 });
-  const port = await freePort();
-  const conf = join(dir, 'dovecot.conf');
-  await writeFile(conf, config(dir, port, asRoot, uid, gid));
-  try {
-    await runDetached(bin, ['-c', conf]);
-    await waitForGreeting(port, 15_000);
-  } catch (err) {
-    const log = await readFile(join(dir, 'dovecot.log'), 'utf8').catch(() => '');
-    await runDetached(bin, ['-c', conf, 'stop']).catch(() => undefined);
-    await rm(dir, { recursive: true, force: true });
-    throw new Error(`Dovecot did not start: ${(err as Error).message}\n${log}`, { cause: err });
-  }
-
-  const client = async (): Promise<ImapFlow> => {
-    const c = new ImapFlow({
-      host: '127.0.0.1',
-      port,
-      secure: false,
-      auth: { user, pass: password },
-      logger: false,
-    });
-    c.on('error', () => undefined); // failures surface as rejected commands
-    await c.connect();
-    return c;
-  };
+  const server = await launchDovecot({ user: 'bench', label: 'bench-dovecot' });
   return {
-    host: '127.0.0.1',
-    port,
-    user,
-    password,
-    client,
+    host: server.host,
+    port: server.port,
+    user: server.user,
+    password: server.password,
+    client: () => server.client(),
     async createMailbox(mailbox) {
-      const c = await client();
+      const c = await server.client();
       try {
         await c.mailboxCreate(mailbox).catch(() => undefined);
       } finally {
         await c.logout().catch(() => c.close());
       }
     },
-    async stop() {
-      await runDetached(bin, ['-c', conf, 'stop']).catch(() => undefined);
-      const pid = join(dir, 'run', 'master.pid');
-      for (let i = 0; i < 50 && existsSync(pid); i += 1) await new Promise((r) => setTimeout(r, 100));
-      await rm(dir, { recursive: true, force: true });
-    },
+    stop: () => server.stop(),
   };
 }
