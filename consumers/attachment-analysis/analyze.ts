@@ -24,7 +24,7 @@ import type { ImageFacts } from './inspect-image.js';
 import { inspectZip } from './inspect-zip.js';
 import type { ArchiveFacts } from './inspect-zip.js';
 import { acceptedReason, programNameReason, programReason, svgScriptReason } from './reasons.js';
-import { spoolToTempFile, SpoolError } from './spool.js';
+import { spool, SpoolError } from './spool.js';
 import type { SpooledFile } from './spool.js';
 
 export type { ImageFacts } from './inspect-image.js';
@@ -60,7 +60,9 @@ export interface AnalysisLimits {
   maxZipEntries?: number;
   /** Longest side of thumbnails, pixels; default {@link DEFAULT_THUMBNAIL_SIZE}. */
   thumbnailSize?: number;
-  /** Folder for the temp copy of the file; default the OS temp folder. */
+  /** Files up to this many bytes are analysed in memory, larger ones from a temp copy; default 1 MiB. */
+  memoryMaxBytes?: number;
+  /** Folder for the temp copy of files over `memoryMaxBytes`; default the OS temp folder. */
   tempDir?: string;
 }
 
@@ -145,7 +147,8 @@ async function read(input: AnalysisInput, limits: AnalysisLimits, signal: AbortS
       () => undefined,
     );
     const source = await untilAborted(opening, signal);
-    return await spoolToTempFile(source, limits.attachmentMaxBytes, limits.tempDir ?? tmpdir(), signal);
+    const tempDir = limits.tempDir ?? tmpdir();
+    return await spool(source, limits.attachmentMaxBytes, tempDir, signal, limits.memoryMaxBytes);
   } catch (err) {
     if (err instanceof TimeLimitPassed) {
       // slow reading is the store's trouble, not the file's: try again later
@@ -175,7 +178,9 @@ async function judge(
   deadline: number,
   signal: AbortSignal,
 ): Promise<AnalysisResult> {
-  const detection = await detectType(file.path, file.sample);
+  // the bytes themselves for a small file, the temp file's path for a large one
+  const contents = file.bytes ?? file.path!;
+  const detection = await detectType(contents, file.sample);
   signal.throwIfAborted(); // after a time-out this work finishes alone: stop it at each step
   // rule 3: program or script content, whatever it is called
   if (detection.program !== null) {
@@ -197,7 +202,7 @@ async function judge(
       maxUncompressedBytes: limits.maxZipUncompressedBytes ?? DEFAULT_MAX_ZIP_UNCOMPRESSED_BYTES,
       maxEntries: limits.maxZipEntries ?? DEFAULT_MAX_ZIP_ENTRIES,
     };
-    const zip = await inspectZip(file.path, label, zipLimits, signal);
+    const zip = await inspectZip(contents, label, zipLimits, signal);
     if (zip.verdict !== 'accepted') {
       return { ...verdict(zip.verdict, zip.reason, detectedType), archive: zip.archive };
     }
@@ -211,14 +216,14 @@ async function judge(
       thumbnailSize: limits.thumbnailSize ?? DEFAULT_THUMBNAIL_SIZE,
       deadline,
     };
-    const found = await inspectImage(file.path, label, options);
+    const found = await inspectImage(contents, label, options);
     if (!found.ok) return { ...verdict('rejected', found.reason, detectedType), image: found.image };
     const facts = `${found.image.width} × ${found.image.height} pixels`;
     const reason = acceptedReason(label, detectedType, input, facts);
     return { ...verdict('accepted', reason, detectedType), image: found.image, thumbnail: found.thumbnail };
   }
   // rule 7: SVG images with scripts
-  if (detection.text && (await svgHasScript(file.path, file.sample))) {
+  if (detection.text && (await svgHasScript(contents, file.sample))) {
     return verdict('quarantined', svgScriptReason(input.filename), 'image/svg+xml');
   }
   // rule 8: harmless contents, whatever they were called

@@ -61,11 +61,13 @@ const SCRIPT_TYPES: Readonly<Record<string, string>> = {
 };
 
 /**
- * Detects the type of the file at `path` whose first bytes are `sample` (at most {@link SAMPLE_BYTES}).
- * Never throws on odd contents: what cannot be recognised is `mime: null`.
+ * Detects the type of the file (at path `file`, or its bytes) whose first bytes are `sample` (at most
+ * {@link SAMPLE_BYTES}). Never throws on odd contents: what cannot be recognised is `mime: null`.
  */
-export async function detectType(path: string, sample: Buffer): Promise<Detection> {
-  const found = await fileTypeFromFile(path).catch(() => fileTypeFromBuffer(sample).catch(() => undefined));
+export async function detectType(file: string | Buffer, sample: Buffer): Promise<Detection> {
+  const found = await (typeof file === 'string' ? fileTypeFromFile(file) : fileTypeFromBuffer(file)).catch(
+    () => fileTypeFromBuffer(sample).catch(() => undefined),
+  );
   const text = looksLikeText(sample);
 
   if (sample.subarray(0, 2).toString('latin1') === '#!') {
@@ -78,7 +80,7 @@ export async function detectType(path: string, sample: Buffer): Promise<Detectio
     if (!text) return { ...found, program: 'a DOS or Windows program', text: false };
     return { mime: 'text/plain', ext: 'txt', program: null, text };
   }
-  if (found?.ext === 'cfb' && INSTALLER_CLASS_IDS.has(await compoundFileClassId(path, sample))) {
+  if (found?.ext === 'cfb' && INSTALLER_CLASS_IDS.has(await compoundFileClassId(file, sample))) {
     return { mime: 'application/x-msi', ext: 'msi', program: 'a Windows installer (MSI)', text: false };
   }
   if (found) {
@@ -101,13 +103,15 @@ function isPortableExecutable(sample: Buffer): boolean {
  * The class id (hex, as stored) of a compound file's root storage: the first directory entry, whose
  * sector the header names. It tells an installer from an old Word or Excel file; '' when unreadable.
  */
-async function compoundFileClassId(path: string, sample: Buffer): Promise<string> {
+async function compoundFileClassId(file: string | Buffer, sample: Buffer): Promise<string> {
   if (sample.length < 0x34) return '';
   const sectorShift = sample.readUInt16LE(0x1e);
   if (sectorShift !== 9 && sectorShift !== 12) return '';
   const at = (sample.readUInt32LE(0x30) + 1) * 2 ** sectorShift + 0x50;
   if (at + 16 <= sample.length) return sample.subarray(at, at + 16).toString('hex');
-  const handle = await open(path, 'r');
+  if (typeof file !== 'string')
+    return at + 16 <= file.length ? file.subarray(at, at + 16).toString('hex') : '';
+  const handle = await open(file, 'r');
   try {
     const id = Buffer.alloc(16);
     const { bytesRead } = await handle.read(id, 0, 16, at);
@@ -144,13 +148,14 @@ export function looksLikeText(sample: Buffer): boolean {
 const SVG_SCRIPT = /<script[\s>/]|javascript:|\son[a-z]+\s*=/i;
 
 /**
- * True when the file is SVG markup (`<svg` in its first bytes) that carries script anywhere in it
+ * True when the file (a path, or its bytes) is SVG markup (`<svg` in its first bytes) that carries script anywhere in it
  * (RULES.md, rule 7). Reads the file in 1 MiB chunks, overlapping so a match cannot hide on a seam.
  */
-export async function svgHasScript(path: string, sample: Buffer): Promise<boolean> {
+export async function svgHasScript(file: string | Buffer, sample: Buffer): Promise<boolean> {
   if (!/<svg[\s>]/i.test(sample.toString('latin1'))) return false;
+  if (typeof file !== 'string') return SVG_SCRIPT.test(file.toString('latin1'));
   let carry = '';
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
+  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
     const text = carry + (chunk as Buffer).toString('latin1');
     if (SVG_SCRIPT.test(text)) return true;
     carry = text.slice(-64);

@@ -57,13 +57,13 @@ export class ImageTimeoutError extends Error {
 }
 
 /**
- * Reads the header of the image at `path` (a `label` such as "JPEG image" is used in reasons), refuses
+ * Reads the header of the image at `path` (or in that Buffer) (a `label` such as "JPEG image" is used in reasons), refuses
  * it when it declares more than `maxPixels`, else records its facts and makes a WebP thumbnail with the
  * EXIF orientation applied. Content problems come back as `{ ok: false, reason }`; a passed deadline
  * throws {@link ImageTimeoutError}.
  */
 export async function inspectImage(
-  path: string,
+  path: string | Buffer,
   label: string,
   options: ImageInspectionOptions,
 ): Promise<ImageOutcome> {

@@ -58,12 +58,12 @@ export const ARCHIVE_LIST_MAX = 1000;
 export const BOMB_MIN_BYTES = 1024 * 1024;
 
 /**
- * Lists the zip at `path` (`label` names it in reasons: "zip archive", "Word document") and judges it
+ * Lists the zip at `path` (or in that Buffer) (`label` names it in reasons: "zip archive", "Word document") and judges it
  * (RULES.md, rule 5). Stops listing when `signal` aborts (rejecting with its reason). A damaged
  * archive is `rejected`; file-system trouble reading the temp file is a {@link RetryableError}.
  */
 export async function inspectZip(
-  path: string,
+  path: string | Buffer,
   label: string,
   limits: ZipLimits,
   signal: AbortSignal,
@@ -104,9 +104,9 @@ interface Listing {
   entries: { name: string; size: number; compressedSize: number; folder: boolean; encrypted: boolean }[];
 }
 
-function list(path: string, maxEntries: number, signal: AbortSignal): Promise<Listing> {
+function list(path: string | Buffer, maxEntries: number, signal: AbortSignal): Promise<Listing> {
   return new Promise((resolve, reject) => {
-    yauzl.open(path, { lazyEntries: true, autoClose: false }, (openError, zipfile: ZipFile) => {
+    const opened = (openError: Error | null, zipfile: ZipFile): void => {
       if (openError) return reject(openError);
       const listing: Listing = { entryCount: zipfile.entryCount, entries: [] };
       const finish = (err?: unknown): void => {
@@ -133,7 +133,10 @@ function list(path: string, maxEntries: number, signal: AbortSignal): Promise<Li
       zipfile.once('end', () => finish());
       zipfile.once('error', (err: Error) => finish(err));
       zipfile.readEntry();
-    });
+    };
+    const options = { lazyEntries: true, autoClose: false };
+    if (typeof path === 'string') yauzl.open(path, options, opened);
+    else yauzl.fromBuffer(path, options, opened);
   });
 }
 

@@ -4,7 +4,7 @@ import type { AttachmentAnalyzedV1, EmailReceivedV1 } from '../../contracts/inde
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
 import type { ConsumerDefinition, HandlerContext } from '../../infra/broker/handler.js';
 import type { Db } from '../../infra/db/database.js';
-import { appendTimeline } from '../../infra/db/repositories/timeline.repository.js';
+import type { TimelineEntry } from '../../infra/db/repositories/timeline.repository.js';
 import { describeError, isRetryable, RetryableError } from '../../infra/errors.js';
 import { completeEmailIfFinal } from './email-completion.js';
 import type { FileStore, StoredFile } from './file-store.js';
@@ -153,6 +153,8 @@ export function createDriveUploadHandler(
       const e = event as AttachmentAnalyzedV1;
       const outcome = await fileAttachment(e, ctx);
       await ctx.commit(async (trx, emit) => {
+        // Written with the completion's entry, in one INSERT.
+        const entries: TimelineEntry[] = [];
         if (outcome) {
           const updated = await trx
             .updateTable('attachments')
@@ -167,14 +169,12 @@ export function createDriveUploadHandler(
             .where('drive_status', '=', 'pending')
             .executeTakeFirst();
           if (Number(updated.numUpdatedRows) > 0) {
-            await appendTimeline(trx, [
-              {
-                emailId: e.data.emailId,
-                stage: 'drive',
-                event: `attachment.${outcome.status}`,
-                detail: outcome.detail,
-              },
-            ]);
+            entries.push({
+              emailId: e.data.emailId,
+              stage: 'drive',
+              event: `attachment.${outcome.status}`,
+              detail: outcome.detail,
+            });
             emit(
               ctx.event('attachment.uploaded', {
                 attachmentId: e.data.attachmentId,
@@ -188,7 +188,7 @@ export function createDriveUploadHandler(
             );
           }
         }
-        await completeEmailIfFinal(trx, e.data.emailId, emit, ctx);
+        await completeEmailIfFinal(trx, e.data.emailId, emit, ctx, entries);
       });
       if (outcome)
         ctx.log.info(

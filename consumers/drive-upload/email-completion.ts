@@ -1,19 +1,22 @@
 import type { Transaction } from 'kysely';
 import type { Database } from '../../infra/db/database.js';
 import type { Emit, HandlerContext } from '../../infra/broker/handler.js';
-import { appendTimeline } from '../../infra/db/repositories/timeline.repository.js';
+import { appendTimeline, type TimelineEntry } from '../../infra/db/repositories/timeline.repository.js';
 
 /**
  * Closes an email when every attachment is final: its row is locked (`FOR UPDATE`) so that two
  * consumers finishing its last two attachments at once serialize here, and exactly one of them sees
  * everything final and publishes `email.processed`. Call inside the transaction that made the last
- * change. Returns true when this call closed the email.
+ * change. `pending` are timeline entries of that change, written in the same INSERT as the closing
+ * entry (one statement fewer), or alone when the email is not closed. Returns true when this call
+ * closed the email.
  */
 export async function completeEmailIfFinal(
   trx: Transaction<Database>,
   emailId: string,
   emit: Emit,
   ctx: Pick<HandlerContext, 'event'>,
+  pending: readonly TimelineEntry[] = [],
 ): Promise<boolean> {
   const email = await trx
     .selectFrom('emails')
@@ -21,7 +24,10 @@ export async function completeEmailIfFinal(
     .where('id', '=', emailId)
     .forUpdate()
     .executeTakeFirst();
-  if (!email || email.status === 'done') return false;
+  if (!email || email.status === 'done') {
+    await appendTimeline(trx, pending);
+    return false;
+  }
   const attachments = await trx
     .selectFrom('attachments')
     .select(['id', 'filename', 'verdict', 'reason', 'drive_status', 'drive_link'])
@@ -29,10 +35,14 @@ export async function completeEmailIfFinal(
     .orderBy('seq')
     .execute();
   const final = attachments.every((a) => a.verdict !== 'pending' && a.drive_status !== 'pending');
-  if (!final) return false;
+  if (!final) {
+    await appendTimeline(trx, pending);
+    return false;
+  }
   const now = new Date();
   await trx.updateTable('emails').set({ status: 'done', done_at: now }).where('id', '=', emailId).execute();
   await appendTimeline(trx, [
+    ...pending,
     {
       emailId,
       stage: 'drive',

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import {
   copyFile,
   constants,
@@ -11,10 +11,9 @@ import {
   stat,
   unlink,
   writeFile,
+  type FileHandle,
 } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { PermanentError, RetryableError } from '../../infra/errors.js';
 import type { FileStore, StoredFile, UploadRequest, UploadResult } from './file-store.js';
@@ -154,20 +153,30 @@ export class LocalFileStore implements FileStore {
     }
   }
 
-  /** Streams the bytes to `tmp`, fsyncs, and checks size and SHA-256. */
+  /** Streams the bytes to `tmp` through one file handle, fsyncs it, and checks size and SHA-256. */
   private async writeChecked(tmp: string, request: UploadRequest): Promise<void> {
     const hash = createHash('sha256');
     let size = 0;
-    const count = new Transform({
-      transform(chunk: Buffer, _enc, done) {
+    const source = await request.open();
+    let fh: FileHandle;
+    try {
+      fh = await open(tmp, 'wx');
+    } catch (err) {
+      source.destroy();
+      throw err;
+    }
+    try {
+      for await (const piece of source as AsyncIterable<Buffer | string>) {
+        const chunk = typeof piece === 'string' ? Buffer.from(piece) : piece;
         hash.update(chunk);
         size += chunk.length;
-        done(null, chunk);
-      },
-    });
-    await pipeline(await request.open(), count, createWriteStream(tmp, { flags: 'wx' }));
-    const fh = await open(tmp, 'r');
-    await fh.sync().finally(() => fh.close());
+        for (let off = 0; off < chunk.length;) off += (await fh.write(chunk, off)).bytesWritten;
+      }
+      await fh.sync();
+    } finally {
+      source.destroy();
+      await fh.close();
+    }
     const sha256 = hash.digest('hex');
     if (size !== request.size || sha256 !== request.sha256)
       throw new PermanentError(

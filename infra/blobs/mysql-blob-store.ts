@@ -246,12 +246,17 @@ export function createMysqlBlobStore(db: Db, options: MysqlBlobStoreOptions = {}
     const notFound = () =>
       new PermanentError('BLOB.NOT_FOUND', `Blob ${sha256} is not stored`, { details: { sha256 } });
     if (!SHA256_HEX.test(sha256)) throw notFound();
-    let row: { size: number; chunk_count: number } | undefined;
+    // The row and its first chunk in one statement (most blobs are one chunk): a LEFT JOIN, so a
+    // missing chunk 0 still reads as "damaged" below rather than "not stored".
+    let row: { size: number; chunk_count: number; data: Buffer | Uint8Array | null } | undefined;
     try {
       row = await db
         .selectFrom('blobs')
-        .select(['size', 'chunk_count'])
-        .where('sha256', '=', sha256)
+        .leftJoin('blob_chunks', (join) =>
+          join.onRef('blob_chunks.blob_key', '=', 'blobs.sha256').on('blob_chunks.seq', '=', 0),
+        )
+        .select(['blobs.size', 'blobs.chunk_count', 'blob_chunks.data'])
+        .where('blobs.sha256', '=', sha256)
         .executeTakeFirst();
     } catch (err) {
       throw storeError(`opening blob ${sha256}`, err, { sha256 });
@@ -262,11 +267,19 @@ export function createMysqlBlobStore(db: Db, options: MysqlBlobStoreOptions = {}
     const hash = createHash('sha256');
     let seq = 0;
     let read = 0;
+    let first: Buffer | Uint8Array | null = row.data;
     const corrupt = (why: string) =>
       new PermanentError('BLOB.CORRUPT', `Blob ${sha256} is damaged: ${why}`, { details: { sha256, seq } });
+    const accept = (stream: Readable, chunk: Buffer | Uint8Array) => {
+      const data = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+      seq++;
+      read += data.length;
+      hash.update(data);
+      stream.push(data);
+    };
 
-    // One query per chunk, issued only when the consumer asks for more: a chunk is bigger than the
-    // high-water mark, so at most one chunk waits in the stream's buffer.
+    // After the first, one query per chunk, issued only when the consumer asks for more: a chunk is
+    // bigger than the high-water mark, so at most one chunk waits in the stream's buffer.
     return new Readable({
       read() {
         if (seq >= chunkCount) {
@@ -277,6 +290,13 @@ export function createMysqlBlobStore(db: Db, options: MysqlBlobStoreOptions = {}
           else this.push(null);
           return;
         }
+        if (seq === 0 && chunkCount > 0) {
+          const chunk = first;
+          first = null;
+          if (!chunk) this.destroy(corrupt('chunk 0 is missing'));
+          else accept(this, chunk);
+          return;
+        }
         db.selectFrom('blob_chunks')
           .select('data')
           .where('blob_key', '=', sha256)
@@ -285,11 +305,7 @@ export function createMysqlBlobStore(db: Db, options: MysqlBlobStoreOptions = {}
           .then(
             (chunk) => {
               if (!chunk) return this.destroy(corrupt(`chunk ${seq} is missing`));
-              const data = Buffer.isBuffer(chunk.data) ? chunk.data : Buffer.from(chunk.data);
-              seq++;
-              read += data.length;
-              hash.update(data);
-              this.push(data);
+              accept(this, chunk.data);
             },
             (err: unknown) =>
               this.destroy(storeError(`reading chunk ${seq} of blob ${sha256}`, err, { sha256, seq })),
