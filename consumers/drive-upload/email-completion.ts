@@ -42,7 +42,7 @@ export async function completeEmailIfFinal(
   const now = new Date();
   await trx.updateTable('emails').set({ status: 'done', done_at: now }).where('id', '=', emailId).execute();
   await appendTimeline(trx, [
-    ...pending,
+    ...pending.map((p) => ({ at: now, ...p })),
     {
       emailId,
       stage: 'drive',
