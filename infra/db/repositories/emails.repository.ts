@@ -24,8 +24,32 @@ export type EmailOrigin =
       chatId: string;
     };
 
+/** One attachment, inline image or forwarded message found in an email. */
+export interface RecordedAttachment {
+  /** UUID chosen by the parser (so children of a forwarded message can point at their parent). */
+  id: string;
+  /** Id of the forwarded message (itself an attachment with declaredType message/rfc822) it came from, or null. */
+  parentId: string | null;
+  /** Safe name as filed (no path separators or control characters, at most 255 bytes, never empty). */
+  filename: string;
+  /** The name as the sender wrote it (RFC 2047 / 2231 decoded), or '' when it had none. */
+  originalFilename: string;
+  /** Content-Type as declared, lower case, without parameters (application/octet-stream when absent). */
+  declaredType: string;
+  /** `inline` for parts with a Content-ID referenced as inline images, else `attachment`. */
+  disposition: 'attachment' | 'inline';
+  /** Content-ID without angle brackets, or null. */
+  contentId: string | null;
+  /** Decoded size in bytes (counted even when the bytes were not kept). */
+  size: number;
+  /** SHA-256 of the decoded bytes, hex (computed even when the bytes were not kept). */
+  sha256: string;
+  /** False when the part exceeded ATTACHMENT_MAX_BYTES: recorded, not stored, later rejected. */
+  stored: boolean;
+}
+
 /**
- * The facts of one email `recordEmail` needs. The IMAP poller's `ParsedEmail` fits it as is (declared
+ * The facts of one email `recordEmail` needs; the IMAP poller's `ParsedEmail` extends it (declared
  * here, not imported, so infra/ does not depend on producers/).
  */
 export interface EmailFacts {
@@ -40,18 +64,7 @@ export interface EmailFacts {
   /** Parsing problems (the first 50 are kept). */
   warnings: string[];
   /** Attachments in document order; their bytes are in the blob store when `stored`. */
-  attachments: Array<{
-    id: string;
-    parentId: string | null;
-    filename: string;
-    originalFilename: string;
-    declaredType: string;
-    disposition: 'attachment' | 'inline';
-    contentId: string | null;
-    size: number;
-    sha256: string;
-    stored: boolean;
-  }>;
+  attachments: RecordedAttachment[];
 }
 
 /** What `recordEmail` records. */
