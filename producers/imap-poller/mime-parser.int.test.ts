@@ -1,6 +1,4 @@
-import { Readable } from 'node:stream';
-import v8 from 'node:v8';
-import vm from 'node:vm';
+import { Readable, Transform } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMysqlBlobStore } from '../../infra/blobs/mysql-blob-store.js';
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
@@ -382,33 +380,46 @@ describe('parseMessage', () => {
   it('streams a 20 MiB attachment into the store without holding it in memory', async () => {
     const big = corpus.largeAttachmentMessage(20 * MiB, 20);
     const expected = await corpus.digestStream(big.attachmentBytes());
-    // Sample live memory: collect garbage first, so buffers already let go of do not count.
-    v8.setFlagsFromString('--expose-gc');
-    const gc = vm.runInNewContext('gc') as () => void;
-    gc();
+    // What the store is handed: a stream whose pieces stay small, never the attachment as one buffer.
+    let largestPiece = 0;
+    let bufferPuts = 0;
+    const watched: BlobStore = {
+      ...blobs,
+      put(input, options) {
+        if (Buffer.isBuffer(input)) {
+          bufferPuts += 1;
+          largestPiece = Math.max(largestPiece, input.length);
+          return blobs.put(input, options);
+        }
+        const tap = new Transform({
+          transform(chunk: Buffer, _enc, done) {
+            largestPiece = Math.max(largestPiece, chunk.length);
+            done(null, chunk);
+          },
+        });
+        input.on('error', (err) => tap.destroy(err));
+        return blobs.put(input.pipe(tap), options);
+      },
+    };
     const start = process.memoryUsage();
-    let peakRss = start.rss;
-    let peakBuffers = start.arrayBuffers;
-    const timer = setInterval(() => {
-      gc();
-      const m = process.memoryUsage();
-      peakRss = Math.max(peakRss, m.rss);
-      peakBuffers = Math.max(peakBuffers, m.arrayBuffers);
-    }, 100);
     const began = Date.now();
-    const email = await parse(big.stream(), { attachmentMaxBytes: 25 * MiB, messageMaxBytes: 30 * MiB });
-    clearInterval(timer);
+    const email = await parseMessage(
+      big.stream(),
+      { blobs: watched },
+      { attachmentMaxBytes: 25 * MiB, messageMaxBytes: 30 * MiB },
+    );
+    const end = process.memoryUsage();
     const mb = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
+    // Memory is reported here and measured properly by `npm run bench`; a timed sample is no assertion.
     console.log(
       `20 MiB attachment (raw ${mb(big.rawSize)}) parsed and stored in ${Date.now() - began} ms; ` +
-        `peak growth: rss ${mb(peakRss - start.rss)}, arrayBuffers ${mb(peakBuffers - start.arrayBuffers)}`,
+        `largest piece handed to the store ${mb(largestPiece)}; rss ${mb(end.rss - start.rss)} after`,
     );
     expect(email.size).toBe(big.rawSize);
     expect(email.warnings).toEqual([]);
     expect(email.attachments[0]).toMatchObject({ filename: 'big.bin', stored: true, ...expected });
     expect(await corpus.digestStream(await blobs.open(expected.sha256))).toEqual(expected);
-    // Live buffers stay a few chunks' worth (4-14 MiB seen at peaks, mostly mysql2 query packets);
-    // holding the attachment would add 20 MiB or more.
-    expect(peakBuffers - start.arrayBuffers).toBeLessThan(20 * MiB);
+    expect(bufferPuts).toBe(0);
+    expect(largestPiece).toBeLessThan(MiB);
   });
 });
