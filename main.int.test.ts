@@ -57,9 +57,10 @@ describe('the Postroom process', () => {
   it('stops cleanly with exit code 0 on SIGTERM', async () => {
     const vhost = await createTestVhost();
     const db = await createTestDatabase('sigterm');
+    let p: ReturnType<typeof spawnPostroom> | undefined;
     try {
       const port = await freePort();
-      const p = spawnPostroom({
+      p = spawnPostroom({
         AMQP_URL: vhost.url,
         MYSQL_URL: db.url,
         HTTP_PORT: String(port),
@@ -79,6 +80,8 @@ describe('the Postroom process', () => {
       expect(await p.exited).toBe(0);
       expect(p.output()).toContain('"msg":"stopped"');
     } finally {
+      // A failed assertion must not leave the process running.
+      if (p && p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
       await db.drop();
       await vhost.drop();
     }
