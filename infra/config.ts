@@ -163,8 +163,11 @@ export interface Config extends Omit<
   readonly driveMode: 'service-account' | 'oauth' | 'access-token' | 'local';
 }
 
-/** Variables whose values never appear in error messages. */
-const SECRET_NAMES = new Set([
+/**
+ * Variables whose values are secrets: never shown in error messages, redacted from logs, given no
+ * default in deployment files and kept in the Kubernetes Secret.
+ */
+export const SECRET_VARIABLES: readonly string[] = [
   'API_TOKENS',
   'JWT_SECRET',
   'IMAP_PASSWORD',
@@ -174,7 +177,8 @@ const SECRET_NAMES = new Set([
   'DRIVE_ACCESS_TOKEN',
   'TELEGRAM_BOT_TOKEN',
   'TELEGRAM_WEBHOOK_SECRET',
-]);
+];
+const SECRET_NAMES = new Set(SECRET_VARIABLES);
 
 const ajv = new Ajv({ allErrors: true, coerceTypes: true, useDefaults: true, strict: false });
 const validate = ajv.compile(ConfigSchema);

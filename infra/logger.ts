@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { SECRET_VARIABLES } from './config.js';
 
 export type { Logger } from 'pino';
 
@@ -21,15 +22,7 @@ export const redactPaths = [
   'req.headers.authorization',
   'req.headers["x-telegram-bot-api-secret-token"]',
   '*.headers["x-api-key"]',
-  'config.IMAP_PASSWORD',
-  'config.IMAP_ACCESS_TOKEN',
-  'config.TELEGRAM_BOT_TOKEN',
-  'config.TELEGRAM_WEBHOOK_SECRET',
-  'config.DRIVE_CLIENT_SECRET',
-  'config.DRIVE_REFRESH_TOKEN',
-  'config.DRIVE_ACCESS_TOKEN',
-  'config.JWT_SECRET',
-  'config.API_TOKENS',
+  ...SECRET_VARIABLES.map((name) => `config.${name}`),
 ];
 
 /** Removes credentials from a URL before it is logged (`amqp://user:***@host`). */

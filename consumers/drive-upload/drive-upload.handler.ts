@@ -1,9 +1,8 @@
-import { sql } from 'kysely';
 import { createHash } from 'node:crypto';
 import type { AttachmentAnalyzedV1, EmailReceivedV1 } from '../../contracts/index.js';
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
 import type { ConsumerDefinition, HandlerContext } from '../../infra/broker/handler.js';
-import type { Db } from '../../infra/db/database.js';
+import { LOCK_BUSY, withNamedLock } from '../../infra/db/named-lock.js';
 import type { TimelineEntry } from '../../infra/db/repositories/timeline.repository.js';
 import { describeError, isRetryable, RetryableError } from '../../infra/errors.js';
 import { completeEmailIfFinal } from './email-completion.js';
@@ -26,23 +25,6 @@ type Outcome = {
   folder: string;
   detail: string;
 };
-
-/**
- * Holds a MySQL named lock (on one pinned connection) while `fn` runs, so that two consumers filing
- * the same bytes into the same folder at once upload them once: the second finds the first's file.
- */
-async function withNamedLock<T>(db: Db, name: string, fn: () => Promise<T>): Promise<T> {
-  return db.connection().execute(async (conn) => {
-    const got = await sql<{ ok: number | null }>`SELECT GET_LOCK(${name}, 60) AS ok`.execute(conn);
-    if (Number(got.rows[0]?.ok) !== 1)
-      throw new RetryableError('DRIVE.LOCK_TIMEOUT', `Could not take lock ${name} within 60 s`);
-    try {
-      return await fn();
-    } finally {
-      await sql`SELECT RELEASE_LOCK(${name})`.execute(conn);
-    }
-  });
-}
 
 /**
  * Consumes `email.received` and `attachment.analyzed`. Accepted attachments are filed in the folder the
@@ -93,7 +75,7 @@ export function createDriveUploadHandler(
     try {
       const folderId = await deps.store.ensureFolder(segments);
       const lockName = `postroom:file:${createHash('sha256').update(`${folderId}\n${d.sha256}`).digest('hex').slice(0, 40)}`;
-      return await withNamedLock(ctx.db, lockName, async () => {
+      const filed = await withNamedLock(ctx.db, lockName, 60, async () => {
         let fileId = row.drive_file_id;
         const existing = await deps.store.findBySha256(folderId, d.sha256);
         if (existing && existing.fileId !== fileId)
@@ -131,6 +113,12 @@ export function createDriveUploadHandler(
             : `uploaded as ${result.fileId}`,
         } satisfies Outcome;
       });
+      if (filed === LOCK_BUSY)
+        throw new RetryableError(
+          'DRIVE.LOCK_TIMEOUT',
+          `Another consumer is filing the same bytes into ${folder}`,
+        );
+      return filed;
     } catch (err) {
       if (isRetryable(err) && !ctx.lastAttempt) throw err;
       ctx.log.warn({ err, attachmentId: d.attachmentId }, 'filing failed for good');

@@ -17,7 +17,7 @@ import { appendTimeline } from '../../infra/db/repositories/timeline.repository.
 import { describeError, isRetryable, RetryableError } from '../../infra/errors.js';
 import { telegramErrorCode, type TelegramClient } from '../../infra/telegram/telegram-client.js';
 import { telegramNotificationsTotal } from '../../infra/telegram/telegram-metrics.js';
-import { withEmailLock } from './email-lock.js';
+import { LOCK_BUSY, withNamedLock } from '../../infra/db/named-lock.js';
 import { notificationText, repliedMessageId } from './notification-text.js';
 
 /** What the notifier needs. */
@@ -188,7 +188,9 @@ export function createTelegramNotifierHandler(
       });
       const text = notificationText(d);
       const retry: RetryableError[] = [];
-      const pending = await withEmailLock(ctx.db, d.emailId, 60, async () => {
+      // One sender per email at a time, across processes: a second delivery of the same event
+      // waits, then finds those notifications no longer pending.
+      const pending = await withNamedLock(ctx.db, `postroom:notify:${d.emailId}`, 60, async () => {
         const rows = await listPendingNotifications(ctx.db, d.emailId);
         await forEachLimited(rows, deps.concurrency ?? 8, async (n) => {
           const err = await notify(ctx, n, text);
@@ -196,6 +198,11 @@ export function createTelegramNotifierHandler(
         });
         return rows;
       });
+      if (pending === LOCK_BUSY)
+        throw new RetryableError(
+          'TELEGRAM.NOTIFY_BUSY',
+          `Notifications of email ${d.emailId} are being sent by another consumer`,
+        );
       if (pending.length === 0)
         ctx.log.debug({ emailId: d.emailId, chats: chats.length, made }, 'nobody to notify');
       if (retry.length > 0) {

@@ -10,24 +10,12 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
-import { ALL_ROLES, ConfigSchema, loadConfig, type Role } from '../config.js';
+import { ALL_ROLES, ConfigSchema, loadConfig, SECRET_VARIABLES, type Role } from '../config.js';
 
 const K8S_DIR = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(K8S_DIR, '../..');
 const read = (path: string) => readFileSync(join(REPO, path), 'utf8');
 
-/** Variables whose values are secrets: never given a default, kept in the Secret on Kubernetes. */
-const SECRET_VARIABLES = [
-  'API_TOKENS',
-  'JWT_SECRET',
-  'IMAP_PASSWORD',
-  'IMAP_ACCESS_TOKEN',
-  'DRIVE_CLIENT_SECRET',
-  'DRIVE_REFRESH_TOKEN',
-  'DRIVE_ACCESS_TOKEN',
-  'TELEGRAM_BOT_TOKEN',
-  'TELEGRAM_WEBHOOK_SECRET',
-];
 /** Roles that consume from queues and scale horizontally. */
 const SCALED_CONSUMERS: Role[] = ['analysis', 'drive', 'outbound', 'notify'];
 /** Routes reachable from outside: the webhook and the status API with its documentation. */

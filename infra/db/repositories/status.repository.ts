@@ -307,29 +307,3 @@ export async function readStats(db: AnyDb, tables: OptionalTables): Promise<Data
 export async function emailExists(db: AnyDb, id: string): Promise<boolean> {
   return Boolean(await status(db).selectFrom('emails').select('id').where('id', '=', id).executeTakeFirst());
 }
-
-/**
- * Runs `fn` while holding a MySQL named lock on one pinned connection, so that the same work (a
- * replay of one dead letter) never runs twice at once, across processes. Resolves to `busy` when the
- * lock is not free within `waitSeconds`.
- */
-export async function withNamedLock<T>(
-  db: AnyDb,
-  name: string,
-  waitSeconds: number,
-  fn: () => Promise<T>,
-): Promise<T | 'busy'> {
-  return status(db)
-    .connection()
-    .execute(async (conn) => {
-      const got = await sql<{ ok: number | null }>`SELECT GET_LOCK(${name}, ${waitSeconds}) AS ok`.execute(
-        conn,
-      );
-      if (Number(got.rows[0]?.ok) !== 1) return 'busy';
-      try {
-        return await fn();
-      } finally {
-        await sql`SELECT RELEASE_LOCK(${name})`.execute(conn);
-      }
-    });
-}

@@ -2,7 +2,8 @@ import type { Static } from '@sinclair/typebox';
 import { Router } from 'express';
 import { replayDeadLetter } from '../../broker/dead-letters.js';
 import { getDeadLetter, listDeadLetters } from '../../db/repositories/dead-letters.repository.js';
-import { emailExists, withNamedLock } from '../../db/repositories/status.repository.js';
+import { LOCK_BUSY, withNamedLock } from '../../db/named-lock.js';
+import { emailExists } from '../../db/repositories/status.repository.js';
 import { appendTimeline } from '../../db/repositories/timeline.repository.js';
 import { HttpError } from '../errors.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
@@ -44,7 +45,7 @@ export function deadLetterRoutes(deps: StatusApiDeps): Router {
     const outcome = await withNamedLock(deps.db, `postroom:replay:${id}`, REPLAY_LOCK_WAIT_SECONDS, () =>
       replayDeadLetter({ broker: deps.broker, db: deps.db }, id),
     );
-    if (outcome === 'busy')
+    if (outcome === LOCK_BUSY)
       throw new HttpError(
         409,
         'DEAD_LETTER.REPLAY_IN_PROGRESS',

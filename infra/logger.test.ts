@@ -1,0 +1,36 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { SECRET_VARIABLES } from './config.js';
+import { createLogger, redactUrl } from './logger.js';
+
+function capture() {
+  const lines: string[] = [];
+  const dest = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  return { log: createLogger('info', dest), lines };
+}
+
+describe('logger', () => {
+  it('blanks every secret variable of the configuration, tokens, passwords and authorization headers', () => {
+    const { log, lines } = capture();
+    const config = Object.fromEntries(SECRET_VARIABLES.map((name) => [name, `value-of-${name}`]));
+    log.info(
+      { config, password: 'hunter2', headers: { authorization: 'Bearer abc' }, token: 't0k' },
+      'hello',
+    );
+    const line = lines.join('');
+    for (const name of SECRET_VARIABLES) expect(line).not.toContain(`value-of-${name}`);
+    expect(line).not.toContain('hunter2');
+    expect(line).not.toContain('Bearer abc');
+    expect(line).not.toContain('t0k');
+    expect(JSON.parse(line)).toMatchObject({ level: 'info', msg: 'hello', password: '[redacted]' });
+  });
+
+  it('masks the password of a URL', () => {
+    expect(redactUrl('amqp://guest:secret@rabbit:5672/vh')).toBe('amqp://guest:***@rabbit:5672/vh');
+  });
+});
