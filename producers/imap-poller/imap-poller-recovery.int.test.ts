@@ -1,62 +1,17 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { Transform } from 'node:stream';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
-import { createMysqlBlobStore } from '../../infra/blobs/mysql-blob-store.js';
-import { loadConfig } from '../../infra/config.js';
-import { getImapCheckpoint, messageIdHash } from '../../infra/db/repositories/emails.repository.js';
-import { testLogger, waitFor } from '../../test/broker.js';
-import { createTestDatabase, type TestDatabase } from '../../test/db.js';
-import { imapEnv, startDovecot, type DovecotServer } from '../../test/dovecot.js';
+import { waitFor } from '../../test/broker.js';
+import { imapPollerHarness } from '../../test/imap-poller-harness.js';
 import { nestedMultipartMessage, plainTextMessage } from '../../test/mail-corpus.js';
 import { PermanentError, RetryableError } from '../../infra/errors.js';
 import { imapReconnectsTotal, imapWatchdogResyncsTotal } from './imap-metrics.js';
-import { createImapPoller, type ImapPoller, type ImapPollerDeps } from './imap-poller.js';
 import { MAX_MESSAGE_ATTEMPTS } from './mailbox-sync.js';
 
-let dove: DovecotServer;
-let tdb: TestDatabase;
-let blobs: BlobStore;
-const running: ImapPoller[] = [];
+const h = imapPollerHarness('imaprec');
+const { startPoller, stopPoller, emailsOf, emailByMessageId, checkpoint } = h;
 
-beforeAll(async () => {
-  dove = await startDovecot();
-  tdb = await createTestDatabase('imaprec');
-  blobs = createMysqlBlobStore(tdb.db);
-});
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((p) => p.stop()));
-});
-afterAll(async () => {
-  await dove?.stop();
-  await tdb?.drop();
-});
-
-async function startPoller(
-  mailbox: string,
-  env: Record<string, string> = {},
-  extra: Partial<ImapPollerDeps> = {},
-): Promise<ImapPoller> {
-  await dove.createMailbox(mailbox);
-  const config = loadConfig(imapEnv(dove, { IMAP_MAILBOX: mailbox, ...env }));
-  const poller = createImapPoller({
-    config,
-    db: tdb.db,
-    blobs,
-    log: testLogger(),
-    initialBackoffMs: 100,
-    ...extra,
-  });
-  running.push(poller);
-  poller.start();
-  return poller;
-}
-
-const emailsOf = (mailbox: string) =>
-  tdb.db.selectFrom('emails').selectAll().where('mailbox', '=', mailbox).orderBy('uid').execute();
-const emailByMessageId = (id: string) =>
-  tdb.db.selectFrom('emails').selectAll().where('message_id_hash', '=', messageIdHash(id)).executeTakeFirst();
-const checkpoint = (mailbox: string) => getImapCheckpoint(tdb.db, `${dove.user}@${dove.host}`, mailbox);
 const reconnects = async () => (await imapReconnectsTotal.get()).values[0]?.value ?? 0;
 const mail = (id: string) => plainTextMessage({ messageId: id, subject: id });
 
@@ -113,14 +68,14 @@ async function startFaultyProxy(port: number) {
 describe('IMAP poller recovery', () => {
   it('scans again after a UIDVALIDITY change, without duplicates', async () => {
     const poller = await startPoller('uidv');
-    await dove.append(mail('uidv-1@test'), { mailbox: 'uidv' });
-    await dove.append(mail('uidv-2@test'), { mailbox: 'uidv' });
+    await h.dove.append(mail('uidv-1@test'), { mailbox: 'uidv' });
+    await h.dove.append(mail('uidv-2@test'), { mailbox: 'uidv' });
     await waitFor(async () => (await emailsOf('uidv')).length === 2, 10_000, 'two emails');
     const before = (await checkpoint('uidv'))!.uidValidity;
 
-    const uidValidity = await dove.changeUidValidity('uidv');
+    const uidValidity = await h.dove.changeUidValidity('uidv');
     expect(uidValidity).not.toBe(before);
-    await dove.append(mail('uidv-3@test'), { mailbox: 'uidv' });
+    await h.dove.append(mail('uidv-3@test'), { mailbox: 'uidv' });
 
     await waitFor(
       async () => (await checkpoint('uidv'))?.uidValidity === uidValidity,
@@ -128,7 +83,7 @@ describe('IMAP poller recovery', () => {
       'checkpoint under the new UIDVALIDITY',
     );
     // Dovecot may renumber the messages under the new UIDVALIDITY: the rescan ends at the highest UID.
-    const highest = Math.max(...(await dove.messages('uidv')).map((m) => m.uid));
+    const highest = Math.max(...(await h.dove.messages('uidv')).map((m) => m.uid));
     await waitFor(
       async () => (await checkpoint('uidv'))?.lastUid === highest,
       10_000,
@@ -158,18 +113,17 @@ describe('IMAP poller recovery', () => {
         },
       },
     );
-    await dove.append(mail('crash-1@test'), { mailbox: 'crash' });
+    await h.dove.append(mail('crash-1@test'), { mailbox: 'crash' });
     await crash;
-    running.splice(running.indexOf(first), 1);
-    await first.stop();
+    await stopPoller(first);
 
     // Committed, but neither the checkpoint nor the flag moved.
     const email = await emailByMessageId('crash-1@test');
     expect(email).toMatchObject({ uid: 1, imap_after_at: null });
     expect((await checkpoint('crash'))?.lastUid ?? 0).toBe(0);
-    expect((await dove.messages('crash'))[0]?.flags).not.toContain('\\Seen');
+    expect((await h.dove.messages('crash'))[0]?.flags).not.toContain('\\Seen');
 
-    await dove.append(mail('crash-2@test'), { mailbox: 'crash' });
+    await h.dove.append(mail('crash-2@test'), { mailbox: 'crash' });
     await startPoller('crash');
     await waitFor(
       async () => (await checkpoint('crash'))?.lastUid === 2,
@@ -182,14 +136,14 @@ describe('IMAP poller recovery', () => {
       'flag applied after restart',
     );
     expect((await emailsOf('crash')).map((e) => e.message_id)).toEqual(['crash-1@test', 'crash-2@test']);
-    const events = await tdb.db
+    const events = await h.tdb.db
       .selectFrom('outbox')
       .select('routing_key')
       .where('correlation_id', '=', email!.id)
       .execute();
     expect(events).toEqual([{ routing_key: 'email.received' }]);
     await waitFor(
-      async () => (await dove.messages('crash')).every((m) => m.flags.includes('\\Seen')),
+      async () => (await h.dove.messages('crash')).every((m) => m.flags.includes('\\Seen')),
       5_000,
       'both seen',
     );
@@ -198,16 +152,16 @@ describe('IMAP poller recovery', () => {
   it('records a message that keeps failing from its headers after 3 attempts, and goes on', async () => {
     let puts = 0;
     const broken: BlobStore = {
-      ...blobs,
+      ...h.blobs,
       put: async () => {
         puts += 1;
         throw new PermanentError('BLOB.TEST', 'this store refuses every write');
       },
     };
-    await dove.append(nestedMultipartMessage({ messageId: 'poison-1@test', subject: 'Poison' }), {
+    await h.dove.append(nestedMultipartMessage({ messageId: 'poison-1@test', subject: 'Poison' }), {
       mailbox: 'poison',
     });
-    await dove.append(mail('poison-2@test'), { mailbox: 'poison' });
+    await h.dove.append(mail('poison-2@test'), { mailbox: 'poison' });
     await startPoller('poison', {}, { blobs: broken });
     await waitFor(async () => (await checkpoint('poison'))?.lastUid === 2, 20_000, 'both handled');
     const email = await emailByMessageId('poison-1@test');
@@ -225,28 +179,28 @@ describe('IMAP poller recovery', () => {
     let failing = true;
     let refused = 0;
     const flaky: BlobStore = {
-      ...blobs,
+      ...h.blobs,
       put: async (input, options) => {
         if (failing && options?.transaction) {
           refused += 1;
           throw new RetryableError('BLOB.TEST', 'the database refuses this email for now');
         }
-        return blobs.put(input, options);
+        return h.blobs.put(input, options);
       },
     };
-    await dove.append(mail('batch-1@test'), { mailbox: 'batch' });
-    await dove.append(mail('batch-2@test'), { mailbox: 'batch' });
-    await dove.append(nestedMultipartMessage({ messageId: 'batch-3@test', subject: 'Fails' }), {
+    await h.dove.append(mail('batch-1@test'), { mailbox: 'batch' });
+    await h.dove.append(mail('batch-2@test'), { mailbox: 'batch' });
+    await h.dove.append(nestedMultipartMessage({ messageId: 'batch-3@test', subject: 'Fails' }), {
       mailbox: 'batch',
     });
-    await dove.append(mail('batch-4@test'), { mailbox: 'batch' });
+    await h.dove.append(mail('batch-4@test'), { mailbox: 'batch' });
     await startPoller('batch', {}, { blobs: flaky, maxBackoffMs: 500 });
     await waitFor(async () => refused >= 2, 15_000, 'the failing message tried twice');
 
     // The messages before it are committed, checkpointed and flagged; nothing at or after it is.
     const seen = async () =>
       Object.fromEntries(
-        (await dove.messages('batch')).map((m) => [m.messageId, m.flags.includes('\\Seen')]),
+        (await h.dove.messages('batch')).map((m) => [m.messageId, m.flags.includes('\\Seen')]),
       );
     expect((await emailsOf('batch')).map((e) => e.message_id)).toEqual(['batch-1@test', 'batch-2@test']);
     expect((await emailsOf('batch')).every((e) => e.imap_after_at !== null)).toBe(true);
@@ -274,14 +228,14 @@ describe('IMAP poller recovery', () => {
     ]);
     const fails = emails[2]!;
     expect(fails).toMatchObject({ subject: 'Fails', attachment_count: 2 });
-    const atts = await tdb.db
+    const atts = await h.tdb.db
       .selectFrom('attachments')
       .select('sha256')
       .where('email_id', '=', fails.id)
       .execute();
-    for (const a of atts) expect(await blobs.stat(a.sha256)).not.toBeNull();
+    for (const a of atts) expect(await h.blobs.stat(a.sha256)).not.toBeNull();
     for (const e of emails) {
-      const received = await tdb.db
+      const received = await h.tdb.db
         .selectFrom('outbox')
         .select('routing_key')
         .where('correlation_id', '=', e.id)
@@ -292,13 +246,13 @@ describe('IMAP poller recovery', () => {
   });
 
   it('notices a connection gone silent with its watchdog, reconnects and catches up', async () => {
-    const proxy = await startFaultyProxy(dove.port);
+    const proxy = await startFaultyProxy(h.dove.port);
     try {
       const poller = await startPoller('quiet', { IMAP_PORT: String(proxy.port) });
       await waitFor(() => poller.health().state === 'idle', 10_000, 'idling');
       const failuresBefore = await reconnects();
       proxy.freeze();
-      await dove.append(mail('quiet-1@test'), { mailbox: 'quiet' });
+      await h.dove.append(mail('quiet-1@test'), { mailbox: 'quiet' });
       // The probe gets no answer within 10 s: the session is dropped and a new connection made.
       await waitFor(() => emailByMessageId('quiet-1@test'), 30_000, 'mail after the reconnect');
       expect(await reconnects()).toBeGreaterThan(failuresBefore);
@@ -309,13 +263,13 @@ describe('IMAP poller recovery', () => {
   });
 
   it('resyncs when UIDNEXT moved but IDLE announced nothing', async () => {
-    const proxy = await startFaultyProxy(dove.port);
+    const proxy = await startFaultyProxy(h.dove.port);
     try {
       const poller = await startPoller('mute', { IMAP_PORT: String(proxy.port) });
       await waitFor(() => poller.health().state === 'idle', 10_000, 'idling');
       const before = (await imapWatchdogResyncsTotal.get()).values[0]?.value ?? 0;
       proxy.dropExists(true);
-      await dove.append(mail('mute-1@test'), { mailbox: 'mute' });
+      await h.dove.append(mail('mute-1@test'), { mailbox: 'mute' });
       await waitFor(() => emailByMessageId('mute-1@test'), 10_000, 'mail found by the watchdog');
       expect((await imapWatchdogResyncsTotal.get()).values[0]?.value ?? 0).toBeGreaterThan(before);
       expect(poller.health().consecutiveFailures).toBe(0);

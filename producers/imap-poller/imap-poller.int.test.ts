@@ -1,72 +1,18 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createMysqlBlobStore } from '../../infra/blobs/mysql-blob-store.js';
-import type { BlobStore } from '../../infra/blobs/blob-store.js';
-import { loadConfig } from '../../infra/config.js';
-import { getImapCheckpoint, messageIdHash } from '../../infra/db/repositories/emails.repository.js';
-import { testLogger, waitFor } from '../../test/broker.js';
-import { createTestDatabase, type TestDatabase } from '../../test/db.js';
-import { imapEnv, startDovecot, type DovecotServer } from '../../test/dovecot.js';
+import { describe, expect, it } from 'vitest';
+import { waitFor } from '../../test/broker.js';
+import { imapPollerHarness } from '../../test/imap-poller-harness.js';
 import * as corpus from '../../test/mail-corpus.js';
 import { imapWatchdogResyncsTotal } from './imap-metrics.js';
-import { imapAccount } from './imap-options.js';
-import { createImapPoller, type ImapPoller, type ImapPollerDeps } from './imap-poller.js';
 
-let dove: DovecotServer;
-let tdb: TestDatabase;
-let blobs: BlobStore;
-const running: ImapPoller[] = [];
+const h = imapPollerHarness('imap');
+const { startPoller, stopPoller, emailsOf, emailByMessageId, checkpoint } = h;
 
-beforeAll(async () => {
-  dove = await startDovecot();
-  tdb = await createTestDatabase('imap');
-  blobs = createMysqlBlobStore(tdb.db);
-});
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((p) => p.stop()));
-});
-afterAll(async () => {
-  await dove?.stop();
-  await tdb?.drop();
-});
-
-/** Starts a poller on `mailbox` (created first) with IMAP_* overrides. */
-async function startPoller(
-  mailbox: string,
-  env: Record<string, string> = {},
-  extra: Partial<ImapPollerDeps> = {},
-): Promise<ImapPoller> {
-  await dove.createMailbox(mailbox);
-  const config = loadConfig(imapEnv(dove, { IMAP_MAILBOX: mailbox, ...env }));
-  const poller = createImapPoller({
-    config,
-    db: tdb.db,
-    blobs,
-    log: testLogger(),
-    initialBackoffMs: 100,
-    ...extra,
-  });
-  running.push(poller);
-  poller.start();
-  return poller;
-}
-
-async function stopPoller(poller: ImapPoller): Promise<void> {
-  running.splice(running.indexOf(poller), 1);
-  await poller.stop();
-}
-
-const emailsOf = (mailbox: string) =>
-  tdb.db.selectFrom('emails').selectAll().where('mailbox', '=', mailbox).orderBy('uid').execute();
-const emailByMessageId = (id: string) =>
-  tdb.db.selectFrom('emails').selectAll().where('message_id_hash', '=', messageIdHash(id)).executeTakeFirst();
 const attachmentsOf = (emailId: string) =>
-  tdb.db.selectFrom('attachments').selectAll().where('email_id', '=', emailId).orderBy('seq').execute();
+  h.tdb.db.selectFrom('attachments').selectAll().where('email_id', '=', emailId).orderBy('seq').execute();
 const outboxOf = (emailId: string) =>
-  tdb.db.selectFrom('outbox').selectAll().where('correlation_id', '=', emailId).orderBy('id').execute();
-const checkpoint = (mailbox: string) =>
-  getImapCheckpoint(tdb.db, imapAccount({ IMAP_USER: dove.user, IMAP_HOST: dove.host } as never), mailbox);
+  h.tdb.db.selectFrom('outbox').selectAll().where('correlation_id', '=', emailId).orderBy('id').execute();
 
 describe('IMAP poller against Dovecot', () => {
   it('records mail appended while it idles: email, attachments, timeline, outbox, then \\Seen', async () => {
@@ -74,7 +20,7 @@ describe('IMAP poller against Dovecot', () => {
     const poller = await startPoller('idle', { IMAP_POLL_SECONDS: '30' });
     await waitFor(() => poller.health().state === 'idle', 10_000, 'poller idling');
     const resyncsBefore = (await imapWatchdogResyncsTotal.get()).values[0]?.value ?? 0;
-    const uid = await dove.append(corpus.nestedMultipartMessage({ messageId: 'idle-1@test' }), {
+    const uid = await h.dove.append(corpus.nestedMultipartMessage({ messageId: 'idle-1@test' }), {
       mailbox: 'idle',
     });
 
@@ -93,7 +39,7 @@ describe('IMAP poller against Dovecot', () => {
       ['report.pdf', 'attachment', 'pending', 'pending'],
     ]);
     expect(atts[1]!.sha256).toBe(corpus.sha256(corpus.SMALL_PDF));
-    expect(await blobs.read(atts[1]!.sha256)).toEqual(corpus.SMALL_PDF);
+    expect(await h.blobs.read(atts[1]!.sha256)).toEqual(corpus.SMALL_PDF);
     const outbox = await outboxOf(email.id);
     expect(outbox.map((o) => o.routing_key)).toEqual([
       'email.received',
@@ -105,7 +51,7 @@ describe('IMAP poller against Dovecot', () => {
       messageId: 'idle-1@test',
       attachmentCount: 2,
     });
-    const timeline = await tdb.db
+    const timeline = await h.tdb.db
       .selectFrom('timeline')
       .select('event')
       .where('email_id', '=', email.id)
@@ -113,7 +59,7 @@ describe('IMAP poller against Dovecot', () => {
     expect(timeline.map((t) => t.event)).toContain('email.received');
 
     await waitFor(async () => (await emailByMessageId('idle-1@test'))?.imap_after_at, 5_000, 'imap_after_at');
-    expect((await dove.messages('idle'))[0]?.flags).toContain('\\Seen');
+    expect((await h.dove.messages('idle'))[0]?.flags).toContain('\\Seen');
     expect(poller.health()).toMatchObject({
       connected: true,
       ready: true,
@@ -125,13 +71,13 @@ describe('IMAP poller against Dovecot', () => {
 
   it('fetches mail that arrived while it was stopped, at the next start', async () => {
     const first = await startPoller('offline');
-    await dove.append(corpus.plainTextMessage({ messageId: 'off-1@test' }), { mailbox: 'offline' });
+    await h.dove.append(corpus.plainTextMessage({ messageId: 'off-1@test' }), { mailbox: 'offline' });
     await waitFor(() => emailByMessageId('off-1@test'), 10_000, 'first email');
     await stopPoller(first);
     expect(first.health().state).toBe('stopped');
 
-    await dove.append(corpus.plainTextMessage({ messageId: 'off-2@test' }), { mailbox: 'offline' });
-    await dove.append(corpus.emptyAttachmentMessage({ messageId: 'off-3@test' }), { mailbox: 'offline' });
+    await h.dove.append(corpus.plainTextMessage({ messageId: 'off-2@test' }), { mailbox: 'offline' });
+    await h.dove.append(corpus.emptyAttachmentMessage({ messageId: 'off-3@test' }), { mailbox: 'offline' });
     await startPoller('offline');
     await waitFor(async () => (await emailsOf('offline')).length === 3, 10_000, 'three emails');
     await waitFor(async () => (await checkpoint('offline'))?.lastUid === 3, 5_000, 'checkpoint at UID 3');
@@ -139,8 +85,8 @@ describe('IMAP poller against Dovecot', () => {
 
   it('records the same Message-ID twice as one email, and flags both copies', async () => {
     await startPoller('dupes');
-    await dove.append(corpus.plainTextMessage({ messageId: 'dup-1@test' }), { mailbox: 'dupes' });
-    await dove.append(corpus.plainTextMessage({ messageId: 'dup-1@test', subject: 'again' }), {
+    await h.dove.append(corpus.plainTextMessage({ messageId: 'dup-1@test' }), { mailbox: 'dupes' });
+    await h.dove.append(corpus.plainTextMessage({ messageId: 'dup-1@test', subject: 'again' }), {
       mailbox: 'dupes',
     });
     await waitFor(async () => (await checkpoint('dupes'))?.lastUid === 2, 10_000, 'both UIDs handled');
@@ -148,7 +94,7 @@ describe('IMAP poller against Dovecot', () => {
     expect(emails).toHaveLength(1);
     expect((await outboxOf(emails[0]!.id)).filter((o) => o.routing_key === 'email.received')).toHaveLength(1);
     await waitFor(
-      async () => (await dove.messages('dupes')).every((m) => m.flags.includes('\\Seen')),
+      async () => (await h.dove.messages('dupes')).every((m) => m.flags.includes('\\Seen')),
       5_000,
       'both seen',
     );
@@ -166,8 +112,8 @@ describe('IMAP poller against Dovecot', () => {
       ['c-hostile@test', corpus.hostileFilenamesMessage({ messageId: 'c-hostile@test' })],
       ['c-notes@test', corpus.inlineTextFileMessage({ messageId: 'c-notes@test' })],
     ];
-    for (const [, raw] of messages) await dove.append(raw, { mailbox: 'corpus' });
-    await dove.append(corpus.noMessageIdMessage({ subject: 'corpus no id' }), { mailbox: 'corpus' });
+    for (const [, raw] of messages) await h.dove.append(raw, { mailbox: 'corpus' });
+    await h.dove.append(corpus.noMessageIdMessage({ subject: 'corpus no id' }), { mailbox: 'corpus' });
     await startPoller('corpus');
     await waitFor(
       async () => (await checkpoint('corpus'))?.lastUid === messages.length + 1,
@@ -196,24 +142,24 @@ describe('IMAP poller against Dovecot', () => {
 
   it('IMAP_AFTER move:<folder> creates the folder and moves the mail after the commit', async () => {
     await startPoller('move-src', { IMAP_AFTER: 'move:Processed' });
-    await dove.append(corpus.plainTextMessage({ messageId: 'move-1@test' }), { mailbox: 'move-src' });
+    await h.dove.append(corpus.plainTextMessage({ messageId: 'move-1@test' }), { mailbox: 'move-src' });
     await waitFor(async () => (await emailByMessageId('move-1@test'))?.imap_after_at, 10_000, 'moved');
-    expect(await dove.messages('move-src')).toEqual([]);
-    expect((await dove.messages('Processed')).map((m) => m.messageId)).toEqual(['move-1@test']);
+    expect(await h.dove.messages('move-src')).toEqual([]);
+    expect((await h.dove.messages('Processed')).map((m) => m.messageId)).toEqual(['move-1@test']);
   });
 
   it('IMAP_AFTER none leaves the mail unread', async () => {
     await startPoller('after-none', { IMAP_AFTER: 'none' });
-    await dove.append(corpus.plainTextMessage({ messageId: 'none-1@test' }), { mailbox: 'after-none' });
+    await h.dove.append(corpus.plainTextMessage({ messageId: 'none-1@test' }), { mailbox: 'after-none' });
     await waitFor(async () => (await emailByMessageId('none-1@test'))?.imap_after_at, 10_000, 'marked');
-    expect((await dove.messages('after-none'))[0]?.flags).not.toContain('\\Seen');
+    expect((await h.dove.messages('after-none'))[0]?.flags).not.toContain('\\Seen');
   });
 
   it('records a message over the message bound from its headers only, with a warning', async () => {
     // ATTACHMENT_MAX_BYTES 1000: the message bound is 2 * 1000 + 1 MiB.
     await startPoller('oversize', { ATTACHMENT_MAX_BYTES: '1000' });
     const big = corpus.largeAttachmentMessage(1_200_000, 3, { messageId: 'huge-1@test', subject: 'Too big' });
-    await dove.append(Buffer.concat(await big.stream().toArray()), { mailbox: 'oversize' });
+    await h.dove.append(Buffer.concat(await big.stream().toArray()), { mailbox: 'oversize' });
     const email = await waitFor(
       async () => (await emailByMessageId('huge-1@test'))?.imap_after_at && emailByMessageId('huge-1@test'),
       10_000,
@@ -221,14 +167,14 @@ describe('IMAP poller against Dovecot', () => {
     );
     expect(email).toMatchObject({ subject: 'Too big', attachment_count: 0, size: big.rawSize });
     expect(JSON.parse(email!.warnings)[0]).toMatch(/over the 1050576-byte message bound/);
-    expect((await dove.messages('oversize'))[0]?.flags).toContain('\\Seen');
+    expect((await h.dove.messages('oversize'))[0]?.flags).toContain('\\Seen');
   });
 
   it('streams a 20 MiB attachment into the blob store (memory growth reported)', async () => {
     const size = 20 * 1024 * 1024;
     const big = corpus.largeAttachmentMessage(size, 11, { messageId: 'big-20m@test' });
     // The test needs the raw message whole for APPEND; it is dropped and collected before measuring.
-    await dove.append(Buffer.concat(await big.stream().toArray()), { mailbox: 'big' });
+    await h.dove.append(Buffer.concat(await big.stream().toArray()), { mailbox: 'big' });
     const expected = await corpus.digestStream(big.attachmentBytes());
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
@@ -254,7 +200,7 @@ describe('IMAP poller against Dovecot', () => {
       await stopPoller(poller);
       const [att] = await attachmentsOf(email.id);
       expect(att).toMatchObject({ filename: 'big.bin', size, sha256: expected.sha256, stored: 1 });
-      expect(await blobs.stat(expected.sha256)).toEqual({ sha256: expected.sha256, size });
+      expect(await h.blobs.stat(expected.sha256)).toEqual({ sha256: expected.sha256, size });
     } finally {
       clearInterval(sampler);
     }
