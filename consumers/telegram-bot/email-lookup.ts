@@ -22,22 +22,23 @@ export interface EmailDetail extends EmailSummary {
   notifications: Record<string, number>;
 }
 
+/** The columns a summary is made of. */
+const SUMMARY_COLUMNS = [
+  'id',
+  'message_id',
+  'source',
+  'subject',
+  'from_address',
+  'status',
+  'received_at',
+  'attachment_count',
+] as const;
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Finds an email by its id (a UUID) or its Message-ID (with or without angle brackets). */
 export async function findEmail(db: Db, ref: string): Promise<EmailDetail | null> {
-  const query = db
-    .selectFrom('emails')
-    .select([
-      'id',
-      'message_id',
-      'source',
-      'subject',
-      'from_address',
-      'status',
-      'received_at',
-      'attachment_count',
-    ]);
+  const query = db.selectFrom('emails').select(SUMMARY_COLUMNS);
   const row = UUID.test(ref)
     ? ((await query.where('id', '=', ref.toLowerCase()).executeTakeFirst()) ??
       (await query.where('message_id_hash', '=', messageIdHash(ref)).executeTakeFirst()))
@@ -73,16 +74,7 @@ export async function findEmail(db: Db, ref: string): Promise<EmailDetail | null
 export async function recentEmails(db: Db, limit = 10): Promise<EmailSummary[]> {
   const rows = await db
     .selectFrom('emails')
-    .select([
-      'id',
-      'message_id',
-      'source',
-      'subject',
-      'from_address',
-      'status',
-      'received_at',
-      'attachment_count',
-    ])
+    .select(SUMMARY_COLUMNS)
     .orderBy('created_at', 'desc')
     .orderBy('id', 'desc')
     .limit(limit)
