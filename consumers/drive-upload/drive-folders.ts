@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
-import type { Db } from '../../infra/db/database.js';
+import { isDuplicateKey, type Db } from '../../infra/db/database.js';
 import type { DriveFoldersTable } from '../../infra/db/tables/drive.table.js';
 import { RetryableError } from '../../infra/errors.js';
 import type { Logger } from '../../infra/logger.js';
@@ -139,7 +139,7 @@ async function insertClaim(
       .execute();
     return true;
   } catch (err) {
-    if ((err as { code?: string }).code === 'ER_DUP_ENTRY') return false;
+    if (isDuplicateKey(err)) return false;
     throw err;
   }
 }

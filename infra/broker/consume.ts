@@ -7,7 +7,7 @@ import {
   type AnyEvent,
   type EventType,
 } from '../../contracts/index.js';
-import type { Db } from '../db/database.js';
+import { isDuplicateKey, type Db } from '../db/database.js';
 import { parkMessage } from '../db/repositories/dead-letters.repository.js';
 import {
   describeError,
@@ -21,7 +21,9 @@ import type { Logger } from '../logger.js';
 import { consumedTotal, handlerSeconds, parkedTotal, retriedTotal } from '../metrics.js';
 import type { Broker } from './connection.js';
 import { createEvent } from './events.js';
+import { AckBatcher } from './acks.js';
 import { DUPLICATE, type ConsumerDefinition, type Emit, type HandlerContext } from './handler.js';
+import { InboxWriter } from './inbox-writer.js';
 import { enqueueEvents, signalOutbox } from './outbox.js';
 import { names } from './topology.js';
 
@@ -50,10 +52,6 @@ export interface ConsumerDeps {
 /** Marker thrown inside a commit transaction to roll it back when the inbox already has the event. */
 class AlreadyProcessed extends Error {}
 
-function isDuplicateKey(err: unknown): boolean {
-  return (err as { code?: string; errno?: number } | null)?.code === 'ER_DUP_ENTRY';
-}
-
 /**
  * Runs one consumer: subscribes its queue (again after every reconnect) with its prefetch, validates
  * each message against its contract, skips events its inbox already holds, calls the handler, and
@@ -70,7 +68,9 @@ export async function startConsumer<T extends EventType>(
   const maxAttempts = def.maxAttempts ?? tiers.length + 1;
   const log = deps.log.child({ module: 'consumer', consumer: def.name });
   const inFlight = new Set<Promise<void>>();
+  const inbox = new InboxWriter(db, def.name);
   let channel: Channel | null = null;
+  let channelAcks: AckBatcher | null = null;
   let consumerTag: string | null = null;
   let stopping = false;
 
@@ -114,21 +114,21 @@ export async function startConsumer<T extends EventType>(
     retriedTotal.inc({ queue: def.name, tier: String(tier) });
   };
 
-  /** Acks unless the channel is gone (then RabbitMQ redelivers and the inbox absorbs the repeat). */
-  const ack = (ch: Channel, msg: ConsumeMessage, mlog: Logger) => {
-    try {
-      ch.ack(msg);
-    } catch (err) {
-      mlog.warn({ err }, 'ack failed: channel closed; the message will be redelivered and deduplicated');
-    }
-  };
-
-  const handle = async (ch: Channel, msg: ConsumeMessage): Promise<void> => {
+  const handle = async (ch: Channel, acks: AckBatcher, msg: ConsumeMessage): Promise<void> => {
     const started = process.hrtime.bigint();
     const attempt = Number(msg.properties.headers?.[ATTEMPT_HEADER] ?? 1) || 1;
     let header: EnvelopeHeader | null = null;
     let outcome = 'ok';
-    let mlog = log;
+    // The event's own logger, made on first use: most messages log nothing.
+    let bound: Logger | null = null;
+    const mlog = (): Logger =>
+      header
+        ? (bound ??= log.child({
+            eventId: header.id,
+            correlationId: header.correlationId,
+            eventType: header.type,
+          }))
+        : log;
     try {
       let parsed: unknown;
       try {
@@ -142,7 +142,6 @@ export async function startConsumer<T extends EventType>(
           formatErrors(validateHeader.errors),
         );
       header = parsed;
-      mlog = log.child({ eventId: header.id, correlationId: header.correlationId, eventType: header.type });
       if (!(def.events as readonly string[]).includes(header.type))
         throw new ValidationError('Unexpected event type for this consumer', [
           `/type: ${header.type} is not one of ${def.events.join(', ')}`,
@@ -166,14 +165,16 @@ export async function startConsumer<T extends EventType>(
           : undefined;
       if (seen) {
         outcome = 'duplicate';
-        ack(ch, msg, mlog);
+        acks.ack(msg);
         return;
       }
 
       let committed = false;
       let duplicate = false;
       const ctx: HandlerContext<T> = {
-        log: mlog,
+        get log() {
+          return mlog();
+        },
         db,
         attempt,
         lastAttempt: attempt >= maxAttempts,
@@ -212,18 +213,9 @@ export async function startConsumer<T extends EventType>(
         },
       };
       await def.handle(event as never, ctx);
-      if (!committed) {
-        await db
-          .insertInto('inbox')
-          .values({ consumer: def.name, event_id: event.id, processed_at: new Date() })
-          .execute()
-          .catch((err: unknown) => {
-            if (isDuplicateKey(err)) duplicate = true;
-            else throw err;
-          });
-      }
+      if (!committed && (await inbox.record(event.id))) duplicate = true;
       if (duplicate) outcome = 'duplicate';
-      ack(ch, msg, mlog);
+      acks.ack(msg);
     } catch (err) {
       const permanent = !isRetryable(err);
       const reason = describeError(err);
@@ -232,23 +224,24 @@ export async function startConsumer<T extends EventType>(
           outcome = 'parked';
           const why = permanent ? reason : `gave up after ${attempt} attempts: ${reason}`;
           await park(msg, why, attempt, header, err instanceof PostroomError ? err.code : 'UNKNOWN');
-          mlog.warn({ err, attempt }, 'message parked as dead letter');
+          mlog().warn({ err, attempt }, 'message parked as dead letter');
         } else {
           outcome = 'retried';
           await retry(msg, attempt, err);
-          mlog.info({ err, attempt }, 'handler failed; retrying later');
+          mlog().info({ err, attempt }, 'handler failed; retrying later');
         }
-        ack(ch, msg, mlog);
+        acks.ack(msg);
       } catch (err2) {
         // Could neither retry nor park (broker or database down): leave the message to RabbitMQ,
         // which redelivers it when this channel closes or after the nack.
         outcome = 'error';
-        mlog.error({ err: err2, cause: err }, 'could not retry or park message; returning it to the queue');
+        mlog().error({ err: err2, cause: err }, 'could not retry or park message; returning it to the queue');
         await new Promise((r) => setTimeout(r, 1_000));
         try {
+          acks.forget(msg);
           ch.nack(msg, false, true);
         } catch (err3) {
-          mlog.debug({ err: err3 }, 'nack on a closed channel; RabbitMQ redelivers');
+          mlog().debug({ err: err3 }, 'nack on a closed channel; RabbitMQ redelivers');
         }
       }
     } finally {
@@ -262,19 +255,28 @@ export async function startConsumer<T extends EventType>(
     const ch = await model.createChannel();
     ch.on('error', (err: Error) => log.warn({ err }, 'consumer channel error'));
     ch.on('close', () => {
-      if (channel === ch) channel = null;
+      if (channel !== ch) return;
+      channel = null;
+      channelAcks = null;
     });
     await ch.prefetch(def.prefetch ?? 16);
+    const acks = new AckBatcher(ch, (err) =>
+      log.warn({ err }, 'ack failed: channel closed; the messages will be redelivered and deduplicated'),
+    );
     const reply = await ch.consume(queue, (msg) => {
       if (!msg) {
         log.warn('consumer cancelled by RabbitMQ (queue deleted?)');
         return;
       }
-      const p = handle(ch, msg).catch((err: unknown) => log.error({ err }, 'unexpected error in consumer'));
+      acks.delivered(msg);
+      const p = handle(ch, acks, msg).catch((err: unknown) =>
+        log.error({ err }, 'unexpected error in consumer'),
+      );
       inFlight.add(p);
       void p.finally(() => inFlight.delete(p));
     });
     channel = ch;
+    channelAcks = acks;
     consumerTag = reply.consumerTag;
     log.info({ queue, prefetch: def.prefetch ?? 16 }, 'consuming');
   };
@@ -291,6 +293,7 @@ export async function startConsumer<T extends EventType>(
       // Messages already delivered are finished, not returned, so a restart does not count against
       // their delivery limit.
       while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+      channelAcks?.flush();
       if (ch) await ch.close().catch((err: unknown) => log.debug({ err }, 'channel close after loss'));
       channel = null;
     },

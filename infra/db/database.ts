@@ -9,6 +9,11 @@ export type { Database } from './tables/index.js';
 /** The Kysely handle every repository takes. */
 export type Db = Kysely<Database>;
 
+/** True for MySQL's duplicate-key error (ER_DUP_ENTRY, 1062), the same on MySQL 8 and MariaDB. */
+export function isDuplicateKey(err: unknown): boolean {
+  return (err as { errno?: unknown } | null)?.errno === 1062;
+}
+
 /** Splits a `mysql://` URL into the server part and the database name. */
 export function parseMysqlUrl(url: string): { database: string; serverUrl: string } {
   const u = new URL(url);

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import { createEvent } from '../../broker/events.js';
 import { enqueueEvents, signalOutbox } from '../../broker/outbox.js';
+import { isDuplicateKey } from '../database.js';
 import type { Database } from '../tables/index.js';
 import { appendTimeline } from './timeline.repository.js';
 
@@ -78,9 +79,6 @@ export type RecordEmailInput = EmailOrigin & {
 /** Most warnings kept per email, and longest warning (characters): the column is TEXT (64 KiB). */
 const MAX_WARNINGS = 50;
 const MAX_WARNING_LENGTH = 500;
-// MariaDB/MySQL "duplicate entry" error: another process recorded the same Message-ID first.
-const ER_DUP_ENTRY = 1062;
-
 /** Cuts a string to at most `max` code points without splitting a surrogate pair. */
 function clip(value: string, max: number): string {
   if (value.length <= max) return value;
@@ -105,10 +103,6 @@ export async function findEmailIdByMessageId(db: Db, messageId: string): Promise
     .where('message_id_hash', '=', messageIdHash(messageId))
     .executeTakeFirst();
   return row?.id ?? null;
-}
-
-function isDuplicateKey(err: unknown): boolean {
-  return (err as { errno?: unknown } | null)?.errno === ER_DUP_ENTRY;
 }
 
 /** Options of {@link recordEmail}. */
@@ -263,6 +257,7 @@ export async function recordEmail(
     });
   } catch (err) {
     if (isDuplicateKey(err)) {
+      // Another process recorded the same Message-ID first.
       const winner = await findEmailIdByMessageId(db, messageId);
       if (winner) return { emailId: winner, created: false };
     }

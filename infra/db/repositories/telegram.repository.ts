@@ -2,16 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { TelegramUpdateV1 } from '../../../contracts/index.js';
 import { enqueueEvents, signalOutbox } from '../../broker/outbox.js';
+import { isDuplicateKey } from '../database.js';
 import type { Database } from '../tables/index.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
-
-// MariaDB/MySQL "duplicate entry".
-const ER_DUP_ENTRY = 1062;
-
-function isDuplicateKey(err: unknown): boolean {
-  return (err as { errno?: unknown } | null)?.errno === ER_DUP_ENTRY;
-}
 
 /**
  * Accepts one webhook update: records its id and stages its `telegram.update` event in ONE
