@@ -1,5 +1,18 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { link, mkdir, mkdtemp, readdir, readFile, rm, unlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  symlink,
+  truncate,
+  unlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -111,35 +124,50 @@ describe('LocalFileStore', () => {
     expect(await visible('mismatch')).toEqual([]);
   });
 
-  it('recognises its own file after a crash between the link and the record', async () => {
-    const folderId = await store.ensureFolder(['crash']);
+  it('files the same id once when two processes file it at the same moment', async () => {
+    const folderId = await store.ensureFolder(['race']);
     const fileId = await store.reserveFileId();
-    // What a process that died right after linking leaves behind: the intent and the linked file.
-    await mkdir(join(dir, '.postroom', 'placing'), { recursive: true });
-    await writeFile(
-      join(dir, '.postroom', 'placing', `${fileId}.json`),
-      JSON.stringify({ name: 'report.pdf' }),
+    const data = randomBytes(3 * 1024 * 1024);
+    const results = await Promise.all(
+      [1, 2, 3].map(() => new LocalFileStore({ dir }).upload({ ...file(data), fileId, folderId })),
     );
-    await writeFile(join(dir, 'crash', 'orphan.tmp'), 'survivor');
-    await link(join(dir, 'crash', 'orphan.tmp'), join(dir, 'crash', 'report.pdf'));
-    await unlink(join(dir, 'crash', 'orphan.tmp'));
-    const result = await store.upload({ ...file('survivor'), fileId, folderId });
-    expect(fileURLToPath(result.link)).toBe(join(dir, 'crash', 'report.pdf'));
-    expect(await visible('crash')).toEqual(['report.pdf']);
+    expect(await visible('race')).toEqual(['report.pdf']);
+    expect((await readFile(join(dir, 'race', 'report.pdf'))).equals(data)).toBe(true);
+    expect(new Set(results.map((r) => r.link)).size).toBe(1);
+    expect(results.filter((r) => !r.alreadyExisted)).toHaveLength(1);
+    expect(await store.findBySha256(folderId, file(data).sha256)).toEqual({ fileId, link: results[0]?.link });
   });
 
-  it('lets one process at a time file an id, and breaks a stale lock', async () => {
-    const folderId = await store.ensureFolder(['locked']);
+  it('gives files of the same name filed at the same moment a name each', async () => {
+    const folderId = await store.ensureFolder(['race-names']);
+    const [a, b] = await Promise.all(
+      ['first', 'other'].map(async (data) =>
+        new LocalFileStore({ dir }).upload({ ...file(data), fileId: await store.reserveFileId(), folderId }),
+      ),
+    );
+    expect(await visible('race-names')).toEqual(['report (2).pdf', 'report.pdf']);
+    expect(new Set([a?.link, b?.link]).size).toBe(2);
+  });
+
+  it('files identical bytes under a name that holds them already as that one file', async () => {
+    const folderId = await store.ensureFolder(['same-bytes']);
+    const first = await store.upload({ ...file('twice'), fileId: await store.reserveFileId(), folderId });
     const fileId = await store.reserveFileId();
-    const lock = join(dir, '.postroom', 'locks', `${fileId}.lock`);
-    await mkdir(join(dir, '.postroom', 'locks'), { recursive: true });
-    await writeFile(lock, '999999\n');
-    const err = await store.upload({ ...file('wait'), fileId, folderId }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(RetryableError);
-    expect(err).toMatchObject({ code: 'STORAGE.BUSY' });
-    const old = new Date(Date.now() - 3_600_000);
-    await utimes(lock, old, old);
-    expect((await store.upload({ ...file('wait'), fileId, folderId })).alreadyExisted).toBe(false);
+    const second = await store.upload({ ...file('twice'), fileId, folderId });
+    expect(second).toEqual({ fileId, link: first.link, alreadyExisted: true });
+    expect(await visible('same-bytes')).toEqual(['report.pdf']);
+  });
+
+  it('files bytes deleted by hand again, and finds the new file by SHA-256', async () => {
+    const folderId = await store.ensureFolder(['refiled']);
+    const req = file('back again');
+    const first = await store.upload({ ...req, fileId: await store.reserveFileId(), folderId });
+    await unlink(fileURLToPath(first.link));
+    const fileId = await store.reserveFileId();
+    const second = await store.upload({ ...req, fileId, folderId });
+    expect(second).toMatchObject({ fileId, alreadyExisted: false });
+    expect(await visible('refiled')).toEqual(['report.pdf']);
+    expect(await store.findBySha256(folderId, req.sha256)).toEqual({ fileId, link: second.link });
   });
 
   it('refuses folder ids and names that would leave their place', async () => {
@@ -152,5 +180,153 @@ describe('LocalFileStore', () => {
     await expect(store.upload({ ...req, folderId: '.', fileId: '../x' })).rejects.toMatchObject({
       code: 'STORAGE.BAD_ID',
     });
+  });
+});
+
+describe('LocalFileStore after a crash', () => {
+  /** Where a process that died at `step` of filing `data` left its store, and the id it was filing. */
+  async function crashed(step: 'writing' | 'linked' | 'recording' | 'recorded', data: string) {
+    const root = await mkdtemp(join(dir, 'crashed-'));
+    const before = new LocalFileStore({ dir: root });
+    const folderId = await before.ensureFolder(['inbox']);
+    const fileId = await before.reserveFileId();
+    await before.upload({ ...file(data), fileId, folderId });
+    // A filing that got through, taken back to the step the process died at (all before the last one,
+    // the record's `sha256/` link).
+    const meta = join(root, '.postroom');
+    await rm(join(meta, 'sha256'), { recursive: true });
+    const [record] = await readdir(join(meta, 'files'));
+    if (step === 'recording') await truncate(join(meta, 'files', record ?? ''), 20);
+    else if (step !== 'recorded') await rm(join(meta, 'files'), { recursive: true });
+    if (step === 'writing') {
+      await rm(join(root, 'inbox', 'report.pdf'));
+      await writeFile(join(meta, 'tmp', `${fileId}.0a1b2c3d.part`), data.slice(0, 3));
+    }
+    return { root, folderId, fileId };
+  }
+
+  it.each([
+    ['while writing the bytes', 'writing', false],
+    ['right after linking them under their name', 'linked', true],
+    ['half-way through writing the record', 'recording', true],
+    ['after the record, before its link by SHA-256', 'recorded', true],
+  ] as const)('files once when retried after a crash %s', async (_, step, alreadyExisted) => {
+    const { root, folderId, fileId } = await crashed(step, 'survivor');
+    const store = new LocalFileStore({ dir: root });
+    const retry = await store.upload({ ...file('survivor'), fileId, folderId });
+    expect(retry).toMatchObject({ fileId, alreadyExisted });
+    expect(fileURLToPath(retry.link)).toBe(join(root, 'inbox', 'report.pdf'));
+    expect(await readdir(join(root, 'inbox'))).toEqual(['report.pdf']);
+    expect(await readFile(join(root, 'inbox', 'report.pdf'), 'utf8')).toBe('survivor');
+    expect(await store.findBySha256(folderId, file('survivor').sha256)).toEqual({ fileId, link: retry.link });
+    expect(await store.upload({ ...file('survivor'), fileId, folderId })).toEqual({
+      ...retry,
+      alreadyExisted: true,
+    });
+  });
+
+  it('recognises its file under a numbered name, past a same-sized file of other bytes', async () => {
+    const { root, folderId, fileId } = await crashed('linked', 'survivor');
+    // The crashed attempt had found the name taken by other bytes of the same size.
+    await rename(join(root, 'inbox', 'report.pdf'), join(root, 'inbox', 'report (2).pdf'));
+    await writeFile(join(root, 'inbox', 'report.pdf'), 'SURVIVOR');
+    const retry = await new LocalFileStore({ dir: root }).upload({ ...file('survivor'), fileId, folderId });
+    expect(fileURLToPath(retry.link)).toBe(join(root, 'inbox', 'report (2).pdf'));
+    expect(retry.alreadyExisted).toBe(true);
+    expect(await readdir(join(root, 'inbox'))).toEqual(['report (2).pdf', 'report.pdf']);
+    expect(await readFile(join(root, 'inbox', 'report.pdf'), 'utf8')).toBe('SURVIVOR');
+  });
+
+  it('finds files indexed by an earlier version (the index held only the id)', async () => {
+    const { root, folderId, fileId } = await crashed('recorded', 'indexed before');
+    const store = new LocalFileStore({ dir: root });
+    const { link: url } = await store.upload({ ...file('indexed before'), fileId, folderId });
+    const [entry] = await readdir(join(root, '.postroom', 'sha256'));
+    const index = join(root, '.postroom', 'sha256', entry ?? '');
+    await rm(index);
+    await writeFile(index, JSON.stringify({ fileId }));
+    expect(await store.findBySha256(folderId, file('indexed before').sha256)).toEqual({ fileId, link: url });
+  });
+});
+
+/** A tmpfs on another device than the store, so that bytes cannot be hard-linked into a folder there. */
+const otherDevice = await Promise.all([stat('/dev/shm'), stat(tmpdir())]).then(
+  ([shm, tmp]) => shm.isDirectory() && shm.dev !== tmp.dev,
+  () => false,
+);
+
+describe.skipIf(!otherDevice)('LocalFileStore where bytes cannot be hard-linked', () => {
+  let away: string;
+  let folderId: string;
+
+  beforeAll(async () => {
+    // A folder of the layout that is a mount of another device: linking from `.postroom/tmp` fails (EXDEV).
+    away = await mkdtemp('/dev/shm/postroom-local-store-');
+    await symlink(away, join(dir, 'away'));
+    folderId = await store.ensureFolder(['away']);
+  });
+
+  afterAll(async () => {
+    if (away) await rm(away, { recursive: true, force: true });
+  });
+
+  it('copies the bytes in, once, and never over another file', async () => {
+    const fileId = await store.reserveFileId();
+    const first = await store.upload({ ...file('copied'), fileId, folderId });
+    expect(first.alreadyExisted).toBe(false);
+    expect(await store.upload({ ...file('copied'), fileId, folderId })).toEqual({
+      ...first,
+      alreadyExisted: true,
+    });
+    const other = await store.upload({ ...file('COPIED'), fileId: await store.reserveFileId(), folderId });
+    expect(await readdir(away)).toEqual(['report (2).pdf', 'report.pdf']);
+    expect(fileURLToPath(other.link)).toBe(join(dir, 'away', 'report (2).pdf'));
+    expect(await readFile(join(away, 'report.pdf'), 'utf8')).toBe('copied');
+    expect(await store.findBySha256(folderId, file('copied').sha256)).toEqual({ fileId, link: first.link });
+  });
+
+  it('lets one process at a time copy an id, and breaks a stale lock', async () => {
+    const fileId = await store.reserveFileId();
+    const req = { ...file('wait', 'wait.pdf'), fileId, folderId };
+    const lock = join(dir, '.postroom', 'locks', `${fileId}.lock`);
+    await mkdir(join(dir, '.postroom', 'locks'), { recursive: true });
+    await writeFile(lock, '999999\n');
+    const err = await store.upload(req).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RetryableError);
+    expect(err).toMatchObject({ code: 'STORAGE.BUSY' });
+    const old = new Date(Date.now() - 3_600_000);
+    await utimes(lock, old, old);
+    expect((await store.upload(req)).alreadyExisted).toBe(false);
+    expect((await readdir(away)).filter((n) => n.startsWith('wait'))).toEqual(['wait.pdf']);
+  });
+
+  it('leaves an id being copied by another process to it, never filing a second copy', async () => {
+    const fileId = await store.reserveFileId();
+    const data = randomBytes(64 * 1024);
+    const req = { ...file(data, 'busy.pdf'), fileId, folderId };
+    // Another process holds the id's lock and is half-way through its copy.
+    const lock = join(dir, '.postroom', 'locks', `${fileId}.lock`);
+    await mkdir(join(dir, '.postroom', 'locks'), { recursive: true });
+    await writeFile(lock, '999999\n');
+    await writeFile(join(away, 'busy.pdf'), data.subarray(0, 1000));
+    await expect(store.upload(req)).rejects.toMatchObject({ code: 'STORAGE.BUSY' });
+    expect((await readdir(away)).filter((n) => n.startsWith('busy'))).toEqual(['busy.pdf']);
+    // It finishes; the redelivery finds the copy.
+    await writeFile(join(away, 'busy.pdf'), data);
+    await unlink(lock);
+    expect(await store.upload(req)).toMatchObject({ fileId, alreadyExisted: true });
+    expect((await readdir(away)).filter((n) => n.startsWith('busy'))).toEqual(['busy.pdf']);
+  });
+
+  it('files the same id once when two processes copy it at the same moment', async () => {
+    const fileId = await store.reserveFileId();
+    const req = { ...file(randomBytes(3 * 1024 * 1024), 'race.pdf'), fileId, folderId };
+    const settled = await Promise.allSettled([1, 2].map(() => new LocalFileStore({ dir }).upload(req)));
+    // The one that found the id being copied is told to come back (a redelivery), and then finds it.
+    for (const s of settled)
+      if (s.status === 'rejected') expect(s.reason).toMatchObject({ code: 'STORAGE.BUSY' });
+    const retry = await store.upload(req);
+    expect(retry.alreadyExisted).toBe(true);
+    expect((await readdir(away)).filter((n) => n.startsWith('race'))).toEqual(['race.pdf']);
   });
 });
