@@ -27,6 +27,22 @@ export function hintsFor(r: BenchResult): string[] {
       hints.push(
         `${m.mode}: the machine was ${pct(burst.cpu.machineBusyCores / burst.cpu.machineCores)} busy during the burst: every process competes for the ${burst.cpu.machineCores} cores.`,
       );
+    if (burst.done > 0) {
+      // CPU-milliseconds per email, by process; what the machine's cores allow at that cost.
+      const msPerEmail = (cores: number) => (cores * burst.cpu.wallSeconds * 1000) / burst.done;
+      const entries = Object.entries(burst.cpu.cores);
+      const own = msPerEmail(burst.cpu.cores['postroom pipeline'] ?? 0);
+      const others = entries.filter(([name]) => name !== 'postroom pipeline');
+      const othersMs = others.reduce((a, [, c]) => a + msPerEmail(c), 0);
+      const cap = (ms: number) => (burst.cpu.machineCores * 1000) / ms;
+      hints.push(
+        `${m.mode}: each email cost ${fmtMs(own)} of CPU in the pipeline and ${fmtMs(othersMs)} elsewhere (${others
+          .map(([name, c]) => `${name} ${fmtMs(msPerEmail(c))}`)
+          .join(
+            ', ',
+          )}): ${burst.cpu.machineCores} cores cap this machine at ${fmtRate(cap(own + othersMs))} emails/s, and at ${fmtRate(cap(othersMs))} emails/s even if the pipeline itself used no CPU at all.`,
+      );
+    }
     const lockMs = burst.done > 0 ? burst.mysql.rowLockTimeMs / burst.done : 0;
     if (lockMs > 5)
       hints.push(
@@ -47,7 +63,7 @@ export function hintsFor(r: BenchResult): string[] {
     const fast = r.runner.runs.find((x) => x.prefetch === r.ceiling!.amqp.prefetch);
     if (fast && r.runner.slowdown > 2)
       hints.push(
-        `runner: ${fmtRate(fast.perSecond)} msg/s against ${fmtRate(r.runner.rawConsumePerSecond)} raw; it makes two database round trips per message (inbox SELECT, inbox INSERT with its own commit), so it is held to the MySQL commit rate (${fmtRate(r.ceiling.mysql.commitsPerSecond)} commits/s with ${r.ceiling.mysql.connections} connections); validation alone runs at ${fmtRate(r.runner.validationPerSecond)} msg/s.`,
+        `runner: ${fmtRate(fast.perSecond)} msg/s against ${fmtRate(r.runner.rawConsumePerSecond)} raw, with ${pct(fast.cpuCores)} of one core busy (${Math.round((fast.cpuCores * 1e6) / fast.perSecond)} µs of CPU per message, of which JSON.parse and both validations take ${Math.round(1e6 / r.runner.validationPerSecond)} µs); inbox rows go out in group commits and acks in multiple-acks, so near 100% it is bound by its own CPU, below that by round trips.`,
       );
   }
   return hints;
