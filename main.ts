@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import { pathToFileURL } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
 import { createMysqlBlobStore } from './infra/blobs/mysql-blob-store.js';
 import { Broker } from './infra/broker/connection.js';
 import { startDeadLetterCollector } from './infra/broker/dead-letters.js';
@@ -97,8 +98,29 @@ async function connectDatabaseWithRetry(
   }
 }
 
+/**
+ * How far V8 lets the old generation grow past what the last full collection left alive (percent).
+ * Left to itself V8 allows up to 4x on a machine with this much memory: under a burst of mail a live
+ * heap of ~42 MB grew to ~123 MB between full collections, and the Buffers that died meanwhile (up to
+ * ~45 MB, malloc'd) were freed only by them, so the process peaked at 310-330 MB RSS and glibc kept
+ * ~240 MB after the burst. At 50% the old generation stays under ~65 MB and the peak at ~200-210 MB,
+ * for ~10 more full collections per 2,000 mails (marked concurrently; no measurable CPU per mail).
+ */
+export const HEAP_GROWING_PERCENT = 50;
+
+/**
+ * Caps the heap growth at {@link HEAP_GROWING_PERCENT} unless the command line sets
+ * `--heap-growing-percent` itself. V8 reads the flag at every full collection, so setting it at run
+ * time works (Node does not freeze V8 flags after start-up).
+ */
+export function limitHeapGrowth(execArgv: readonly string[] = process.execArgv): void {
+  if (execArgv.some((arg) => /^--heap[-_]growing[-_]percent\b/.test(arg))) return;
+  setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+}
+
 /** Starts every role of `config.roles` with the shared parts they need. */
 export async function startPostroom(config: Config, opts: StartOptions = {}): Promise<Postroom> {
+  limitHeapGrowth();
   const log = opts.log ?? createLogger(config.LOG_LEVEL);
   const readiness: ReadinessCheck[] = [];
   const roleHandles: RoleHandle[] = [];
