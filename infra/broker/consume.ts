@@ -19,9 +19,9 @@ import {
 } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { consumedTotal, handlerSeconds, parkedTotal, retriedTotal } from '../metrics.js';
+import { AckBatcher } from './acks.js';
 import type { Broker } from './connection.js';
 import { createEvent } from './events.js';
-import { AckBatcher } from './acks.js';
 import { DUPLICATE, type ConsumerDefinition, type Emit, type HandlerContext } from './handler.js';
 import { InboxWriter } from './inbox-writer.js';
 import { enqueueEvents, signalOutbox } from './outbox.js';
