@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 
 /**
- * A throwaway Dovecot for tests and benchmarks, as ../shared/STACK.md describes it: loopback, a free
+ * A throwaway Dovecot for tests and benchmarks, in the recipe that works on these machines: loopback, a free
  * port, one passwd-file user, maildir in a temporary directory owned by uid 65534 (or the current user
  * when not root). Debian's `dovecot-imapd` provides the binary (`scripts/install-dovecot.sh`).
  */
@@ -25,10 +25,23 @@ export interface ThrowawayDovecot {
   dir: string;
   /** Path of the configuration file (`dovecot -c <conf>`). */
   conf: string;
+  /** The TLS side when launched with `tls: true`; null otherwise (plain IMAP only, `ssl = no`). */
+  tls: DovecotTls | null;
   /** Opens a connected imapflow client for the user (log it out when done). */
   client(): Promise<ImapFlow>;
   /** Stops the server and removes its directory. */
   stop(): Promise<void>;
+}
+
+/**
+ * The TLS mode of a throwaway Dovecot: a certificate for 127.0.0.1 and localhost signed by a CA made
+ * for this server alone, TLS from the first byte on `port`, STARTTLS offered on the plain port.
+ */
+export interface DovecotTls {
+  /** The implicit-TLS (`imaps`) port. */
+  port: number;
+  /** PEM file of the CA that signed the server certificate (what `NODE_EXTRA_CA_CERTS` would name). */
+  caFile: string;
 }
 
 const CANDIDATES = ['/usr/sbin/dovecot', '/usr/local/sbin/dovecot'];
@@ -81,12 +94,101 @@ async function waitForGreeting(port: number, timeoutMs: number): Promise<void> {
   }
 }
 
-function config(dir: string, port: number, asRoot: boolean, uid: number, gid: number): string {
+/** Runs openssl; a missing binary fails with a message saying what needs it and how to get it. */
+async function openssl(args: string[], cwd: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    execFile('openssl', args, { cwd }, (err, _stdout, stderr) => {
+      if (!err) return resolve();
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+        return reject(
+          new Error(
+            'openssl is not installed (not on PATH): the TLS mode of the throwaway Dovecot needs it ' +
+              'to make its certificates (Debian: apt-get install openssl)',
+            { cause: err },
+          ),
+        );
+      reject(new Error(`openssl ${args[0]} failed: ${stderr.trim() || err.message}`, { cause: err }));
+    });
+  });
+}
+
+/**
+ * The openssl configuration of the throwaway certificates: a CA that may only sign, and a server
+ * certificate for 127.0.0.1 and localhost, as a real private CA would issue it (clients check the
+ * SAN, not the CN). Our own file, so the system's openssl.cnf cannot add or clash with extensions.
+ */
+const OPENSSL_CNF = `[req]
+distinguished_name = dn
+prompt = no
+x509_extensions = ca
+[dn]
+CN = Postroom throwaway test CA
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+`;
+
+/**
+ * Makes a CA and a server certificate it signs, valid two days, in `<dir>/tls`. P-256 keys: making
+ * them takes milliseconds where RSA takes a noticeable part of a second. The server presents its own
+ * certificate only, not the CA's, as servers with a private CA usually do: a client that does not
+ * trust the CA fails with "unable to verify the first certificate".
+ */
+async function makeCertificates(dir: string): Promise<{ caFile: string; certFile: string; keyFile: string }> {
+  const out = join(dir, 'tls');
+  await mkdir(out, { mode: 0o755 });
+  await writeFile(join(out, 'openssl.cnf'), OPENSSL_CNF);
+  // Run in `out` with file names free of spaces, so each command can be written as one line.
+  const newKey = '-config openssl.cnf -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1';
+  const steps = [
+    // The CA, self-signed, with the `ca` extensions.
+    `req ${newKey} -x509 -days 2 -keyout ca.key -out ca.pem`,
+    // The server's key and signing request...
+    `req ${newKey} -new -subj /CN=127.0.0.1 -keyout server.key -out server.csr`,
+    // ... signed by the CA with the `server` extensions.
+    `x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 0x${randomBytes(8).toString('hex')} ` +
+      '-days 2 -extfile openssl.cnf -extensions server -out server.pem',
+  ];
+  for (const step of steps) await openssl(step.split(' '), out);
+  return { caFile: join(out, 'ca.pem'), certFile: join(out, 'server.pem'), keyFile: join(out, 'server.key') };
+}
+
+/** What the TLS mode adds to the configuration. */
+interface TlsConfig {
+  port: number;
+  certFile: string;
+  keyFile: string;
+}
+
+function config(
+  dir: string,
+  port: number,
+  asRoot: boolean,
+  uid: number,
+  gid: number,
+  tls: TlsConfig | null,
+): string {
   // Without root every Dovecot process runs as the current user.
   const self = asRoot
     ? ''
     : `default_internal_user = ${userInfo().username}\ndefault_login_user = ${userInfo().username}\n` +
       `default_internal_group = ${execFileSync('id', ['-gn']).toString().trim()}\n`;
+  // TLS mode: TLS is required to log in and STARTTLS is offered on the plain port. Dovecot counts a
+  // connection from 127.0.0.1 to 127.0.0.1 as secured, so a plain login still works on loopback:
+  // the log tells how a client came in (`TLS` or `secured` on its lines), and `imap_id_log` names the
+  // client (imapflow sends its ID, `name=postroom` from Postroom, right after any STARTTLS).
+  const ssl = tls
+    ? `ssl = required\nssl_cert = <${tls.certFile}\nssl_key = <${tls.keyFile}\nimap_id_log = name\n`
+    : 'ssl = no\n';
+  const imaps = tls ? `port = ${tls.port}\n    ssl = yes` : 'port = 0';
   return `# throwaway Postroom server (tests, benchmarks)
 protocols = imap
 listen = 127.0.0.1
@@ -94,8 +196,7 @@ base_dir = ${dir}/run
 state_dir = ${dir}/state
 instance_name = postroom-${randomBytes(4).toString('hex')}
 log_path = ${dir}/dovecot.log
-ssl = no
-disable_plaintext_auth = no
+${ssl}disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:${dir}/mail/%u
 first_valid_uid = ${Math.min(uid, 500)}
@@ -112,7 +213,7 @@ service imap-login {
     port = ${port}
   }
   inet_listener imaps {
-    port = 0
+    ${imaps}
   }
 }
 service pop3-login {
@@ -123,9 +224,14 @@ service pop3-login {
 `;
 }
 
-/** Starts a Dovecot of its own; throws when it is not installed or does not come up. */
+/**
+ * Starts a Dovecot of its own; throws when it is not installed or does not come up. With `tls: true`
+ * it also listens for TLS on a port of its own and offers STARTTLS on the plain one, with a
+ * certificate from a throwaway CA made by openssl in its directory (`tls.caFile`); without, it is
+ * plain IMAP only, `ssl = no`.
+ */
 export async function launchDovecot(
-  options: { user?: string; password?: string; label?: string } = {},
+  options: { user?: string; password?: string; label?: string; tls?: boolean } = {},
 ): Promise<ThrowawayDovecot> {
   const bin = findDovecot();
   if (!bin)
@@ -144,7 +250,17 @@ export async function launchDovecot(
   await writeFile(join(dir, 'users'), `${user}:{PLAIN}${password}\n`, { mode: 0o644 });
   const port = await freePort();
   const conf = join(dir, 'dovecot.conf');
-  await writeFile(conf, config(dir, port, asRoot, uid, gid));
+  let tls: (TlsConfig & { caFile: string; ca: Buffer }) | null = null;
+  try {
+    if (options.tls) {
+      const files = await makeCertificates(dir);
+      tls = { ...files, port: await freePort(), ca: await readFile(files.caFile) };
+    }
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  await writeFile(conf, config(dir, port, asRoot, uid, gid, tls));
   try {
     await runDetached(bin, ['-c', conf]);
     await waitForGreeting(port, 15_000);
@@ -162,6 +278,7 @@ export async function launchDovecot(
     password,
     dir,
     conf,
+    tls: tls && { port: tls.port, caFile: tls.caFile },
     async client() {
       const c = new ImapFlow({
         host: '127.0.0.1',
@@ -169,6 +286,8 @@ export async function launchDovecot(
         secure: false,
         auth: { user, pass: password },
         logger: false,
+        // In TLS mode imapflow takes the STARTTLS the server offers: it must trust the throwaway CA.
+        ...(tls && { tls: { ca: tls.ca } }),
       });
       c.on('error', () => undefined); // failures surface as rejected commands
       await c.connect();

@@ -3,16 +3,23 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { ImapFlow } from 'imapflow';
-import { findDovecot as locate, launchDovecot } from '../scripts/throwaway-dovecot.js';
+import { findDovecot as locate, launchDovecot, type DovecotTls } from '../scripts/throwaway-dovecot.js';
+
+export type { DovecotTls } from '../scripts/throwaway-dovecot.js';
 
 const run = promisify(execFile);
 
-/** One throwaway Dovecot server (loopback, plain text, one passwd-file user, maildir). */
+/**
+ * One throwaway Dovecot server (loopback, plain text unless started with `tls`, one passwd-file user,
+ * maildir).
+ */
 export interface DovecotServer {
   /** Always 127.0.0.1. */
   host: string;
-  /** The random free port it listens on (plain IMAP: use `IMAP_SECURE=false`). */
+  /** The random free port it listens on (plain IMAP: use `IMAP_SECURE=false`; STARTTLS in TLS mode). */
   port: number;
+  /** In TLS mode (`startDovecot({ tls: true })`), its TLS port and CA file; null otherwise. */
+  tls: DovecotTls | null;
   /** The one user. */
   user: string;
   /** Its password. */
@@ -53,12 +60,17 @@ export function findDovecot(): string {
 /**
  * Starts a Dovecot of its own for one test file (`scripts/throwaway-dovecot.ts`: loopback, a random
  * free port, a passwd-file user, maildir in a temporary directory) with what tests need on top.
- * Throws a clear error when Dovecot is not installed.
+ * `tls: true` adds a TLS port and STARTTLS with a certificate from a throwaway CA (`tls.caFile`).
+ * Throws a clear error when Dovecot (or, for `tls`, openssl) is not installed.
  */
 export async function startDovecot(
-  options: { user?: string; password?: string } = {},
+  options: { user?: string; password?: string; tls?: boolean } = {},
 ): Promise<DovecotServer> {
-  const base = await launchDovecot({ user: options.user ?? 'postroom', password: options.password });
+  const base = await launchDovecot({
+    user: options.user ?? 'postroom',
+    password: options.password,
+    tls: options.tls,
+  });
   const { user, conf, dir } = base;
   const doveadm = base.bin.replace(/dovecot$/, 'doveadm').replace('/sbin/', '/bin/');
   const withClient = async <T>(fn: (c: ImapFlow) => Promise<T>): Promise<T> => {
@@ -73,6 +85,7 @@ export async function startDovecot(
   const server: DovecotServer = {
     host: base.host,
     port: base.port,
+    tls: base.tls,
     user,
     password: base.password,
     dir,

@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../infra/config.js';
 import { ConfigError } from '../../infra/errors.js';
 import { testLogger } from '../../test/broker.js';
-import { imapAccount, imapClientOptions, messageMaxBytes, parseImapAfter } from './imap-options.js';
+import {
+  certificateProblem,
+  imapAccount,
+  imapClientOptions,
+  messageMaxBytes,
+  parseImapAfter,
+} from './imap-options.js';
 import { createWakeup } from './wakeup.js';
 
 const base = { IMAP_HOST: 'imap.example.com', IMAP_USER: 'ana@example.com' };
@@ -49,6 +55,29 @@ describe('IMAP options', () => {
 
   it('refuses to build a client without host or credentials', () => {
     expect(() => imapClientOptions(loadConfig({}), testLogger())).toThrow(ConfigError);
+  });
+
+  it('tells a refused server certificate apart, naming the server, the reason and the fix', () => {
+    const tls = { IMAP_HOST: 'imap.example.com', IMAP_PORT: 993, IMAP_SECURE: true };
+    const untrusted = Object.assign(new Error('self-signed certificate in certificate chain'), {
+      code: 'SELF_SIGNED_CERT_IN_CHAIN',
+    });
+    expect(certificateProblem(untrusted, tls)).toBe(
+      'IMAP server certificate refused for imap.example.com:993 (TLS): self-signed certificate in ' +
+        'certificate chain (SELF_SIGNED_CERT_IN_CHAIN); if the server uses a private or self-signed CA, ' +
+        'start Postroom with NODE_EXTRA_CA_CERTS=/path/to/ca.pem (reconnecting with backoff meanwhile)',
+    );
+    const wrongName = Object.assign(new Error("Hostname/IP does not match certificate's altnames"), {
+      code: 'ERR_TLS_CERT_ALTNAME_INVALID',
+    });
+    const starttls = { ...tls, IMAP_PORT: 143, IMAP_SECURE: false };
+    expect(certificateProblem(wrongName, starttls)).toMatch(
+      /^IMAP server certificate refused for imap\.example\.com:143 \(STARTTLS\): .*set IMAP_HOST to a name/,
+    );
+    const refused = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    expect(certificateProblem(refused, tls)).toBeNull();
+    expect(certificateProblem(new Error('no code'), tls)).toBeNull();
+    expect(certificateProblem(undefined, tls)).toBeNull();
   });
 });
 

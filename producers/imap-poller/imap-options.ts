@@ -79,3 +79,55 @@ export function imapClientOptions(config: ImapPollerConfig, log: Logger): ImapFl
     greetingTimeout: 16_000,
   };
 }
+
+/**
+ * Node's codes for a server certificate that is valid but signed by no CA this process trusts: the
+ * usual case of a self-hosted server with a private CA, fixed by trusting that CA.
+ */
+const UNTRUSTED_CERTIFICATE = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_UNTRUSTED',
+]);
+
+/** Node's codes for a certificate refused for what it says (dates, signature, use, name). */
+const BAD_CERTIFICATE = new Set([
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_CHAIN_TOO_LONG',
+  'INVALID_CA',
+  'INVALID_PURPOSE',
+  'PATH_LENGTH_EXCEEDED',
+  'HOSTNAME_MISMATCH',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/**
+ * When `err` is the IMAP server's certificate being refused, one line saying so for an operator: the
+ * server, TLS or STARTTLS, Node's reason and code, and what fixes it; null for any other failure.
+ * Waiting seldom fixes these, an operator has to (a private CA is trusted only through
+ * `NODE_EXTRA_CA_CERTS`, which Node reads at start), so the poller logs them as errors, in words,
+ * rather than as one more failed session (it still reconnects, in case the server's certificate is fixed).
+ */
+export function certificateProblem(
+  err: unknown,
+  config: Pick<ImapPollerConfig, 'IMAP_HOST' | 'IMAP_PORT' | 'IMAP_SECURE'>,
+): string | null {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !(UNTRUSTED_CERTIFICATE.has(code) || BAD_CERTIFICATE.has(code)))
+    return null;
+  const server = `${config.IMAP_HOST ?? ''}:${config.IMAP_PORT} (${config.IMAP_SECURE ? 'TLS' : 'STARTTLS'})`;
+  const reason = `${(err as Error).message} (${code})`;
+  const fix = UNTRUSTED_CERTIFICATE.has(code)
+    ? 'if the server uses a private or self-signed CA, start Postroom with NODE_EXTRA_CA_CERTS=/path/to/ca.pem'
+    : code === 'ERR_TLS_CERT_ALTNAME_INVALID' || code === 'HOSTNAME_MISMATCH'
+      ? 'set IMAP_HOST to a name the certificate is issued for'
+      : "the server's certificate must be fixed";
+  return `IMAP server certificate refused for ${server}: ${reason}; ${fix} (reconnecting with backoff meanwhile)`;
+}

@@ -10,6 +10,7 @@ import {
   imapWatchdogResyncsTotal,
 } from './imap-metrics.js';
 import {
+  certificateProblem,
   imapAccount,
   imapClientOptions,
   messageMaxBytes,
@@ -232,9 +233,13 @@ export function createImapPoller(deps: ImapPollerDeps): ImapPoller {
       } catch (err) {
         if (stopping) break;
         h.consecutiveFailures += 1;
-        h.lastError = describeError(err);
         imapReconnectsTotal.inc();
-        log.warn({ err, attempt: h.consecutiveFailures }, 'IMAP session failed; reconnecting');
+        // A refused server certificate says so in words, at error level (and in /readyz): it is a
+        // configuration problem an operator must act on, which waiting does not heal.
+        const certificate = certificateProblem(err, config);
+        h.lastError = certificate ?? describeError(err);
+        if (certificate) log.error({ err, attempt: h.consecutiveFailures }, certificate);
+        else log.warn({ err, attempt: h.consecutiveFailures }, 'IMAP session failed; reconnecting');
       }
       if (stopping) break;
       h.state = 'backoff';
