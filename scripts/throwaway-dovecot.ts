@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 
 /**
- * A throwaway Dovecot for tests and benchmarks, in the recipe that works on these machines: loopback, a free
- * port, one passwd-file user, maildir in a temporary directory owned by uid 65534 (or the current user
- * when not root). Debian's `dovecot-imapd` provides the binary (`scripts/install-dovecot.sh`).
+ * A throwaway Dovecot for tests and benchmarks, in the recipe that works on these machines:
+ * loopback, a free port, one passwd-file user, maildir in a temporary directory owned by uid 65534 (or
+ * the current user when not root). Debian's `dovecot-imapd` provides the binary (`scripts/install-dovecot.sh`).
  */
 export interface ThrowawayDovecot {
   /** The dovecot binary used. */
