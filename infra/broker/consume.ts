@@ -136,19 +136,27 @@ export async function startConsumer<T extends EventType>(
       } catch (err) {
         throw new ValidationError('Message body is not JSON', [(err as Error).message], { cause: err });
       }
-      if (!validateHeader(parsed))
-        throw new ValidationError(
-          'Message is not a Postroom event envelope',
-          formatErrors(validateHeader.errors),
-        );
-      header = parsed;
-      if (!(def.events as readonly string[]).includes(header.type))
-        throw new ValidationError('Unexpected event type for this consumer', [
-          `/type: ${header.type} is not one of ${def.events.join(', ')}`,
-        ]);
-      const contract = contracts[header.type as T];
-      if (!contract.validate(parsed))
+      // The event's own contract covers the envelope too, so a valid message is validated once; the
+      // envelope alone is checked only to say why a message failed.
+      const type = (parsed as { type?: unknown } | null)?.type;
+      const contract =
+        typeof type === 'string' && (def.events as readonly string[]).includes(type)
+          ? contracts[type as T]
+          : undefined;
+      if (!contract?.validate(parsed)) {
+        if (!validateHeader(parsed))
+          throw new ValidationError(
+            'Message is not a Postroom event envelope',
+            formatErrors(validateHeader.errors),
+          );
+        header = parsed;
+        if (!contract)
+          throw new ValidationError('Unexpected event type for this consumer', [
+            `/type: ${header.type} is not one of ${def.events.join(', ')}`,
+          ]);
         throw new ValidationError(`Invalid ${header.type} event`, formatErrors(contract.validate.errors));
+      }
+      header = parsed as EnvelopeHeader;
       const event = parsed as AnyEvent;
 
       // A first delivery is almost never a repeat, and the inbox insert in the commit catches the
