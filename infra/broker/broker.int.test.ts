@@ -262,12 +262,28 @@ describe('broker, outbox and consumer runner on real RabbitMQ and MariaDB', () =
     await broker.publish(ex, 'email.received', Buffer.from(JSON.stringify(bad)));
     const perm = emailReceived('permanent');
     await broker.publish(ex, 'email.received', Buffer.from(JSON.stringify(perm)));
+    await broker.publish(ex, 'email.received', Buffer.from(JSON.stringify({ hello: 'world' })));
+    // A valid event of a type this consumer does not take, put straight into its queue.
+    const foreign = createEvent(
+      'email.processed',
+      {
+        emailId: randomUUID(),
+        messageId: 'x@test',
+        source: 'imap',
+        subject: 's',
+        from: 'ana@example.com',
+        chatId: null,
+        attachments: [],
+      },
+      { correlationId: randomUUID() },
+    );
+    await broker.publish('', names.queue(topology.namespace, 'strict'), Buffer.from(JSON.stringify(foreign)));
     const good = emailReceived('good');
     await broker.publish(ex, 'email.received', Buffer.from(JSON.stringify(good)));
     await waitFor(
-      async () => (await listDeadLetters(t.db, { consumer: 'strict' })).length === 3,
+      async () => (await listDeadLetters(t.db, { consumer: 'strict' })).length === 5,
       10_000,
-      '3 parked',
+      '5 parked',
     );
     await waitFor(async () => (await effects(t, 'strict')).get(good.id) === 1, 10_000, 'good applied');
     const reasons = (await listDeadLetters(t.db, { consumer: 'strict' })).map((d) => [d.attempts, d.reason]);
@@ -275,6 +291,8 @@ describe('broker, outbox and consumer runner on real RabbitMQ and MariaDB', () =
       expect.arrayContaining([
         [1, expect.stringContaining('not JSON')],
         [1, expect.stringMatching(/Invalid email.received event.*\/data/)],
+        [1, expect.stringContaining('not a Postroom event envelope')],
+        [1, expect.stringMatching(/Unexpected event type.*email\.processed is not one of email\.received/)],
         [1, 'TEST.NOPE: this can never work'],
       ]),
     );
