@@ -65,6 +65,11 @@ export const ConfigSchema = Type.Object(
       pattern: '^(seen|none|move:.+)$',
       description: 'What is done to a mail once it is safely recorded: seen, move:<folder>, none',
     }),
+    IMAP_START: Type.Union([Type.Literal('all'), Type.Literal('new')], {
+      default: 'all',
+      description:
+        'At the first start on a mailbox: all records every mail already in it, new only mail that arrives from then on',
+    }),
     IMAP_POLL_SECONDS: Type.Integer({
       default: 60,
       minimum: 1,

@@ -14,6 +14,7 @@ export type ImapPollerConfig = Pick<
   | 'IMAP_ACCESS_TOKEN'
   | 'IMAP_MAILBOX'
   | 'IMAP_AFTER'
+  | 'IMAP_START'
   | 'IMAP_POLL_SECONDS'
   | 'ATTACHMENT_MAX_BYTES'
 >;

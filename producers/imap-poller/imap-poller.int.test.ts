@@ -83,6 +83,26 @@ describe('IMAP poller against Dovecot', () => {
     await waitFor(async () => (await checkpoint('offline'))?.lastUid === 3, 5_000, 'checkpoint at UID 3');
   });
 
+  it('IMAP_START=new leaves the mail already there alone at the first start, and records what comes after', async () => {
+    await h.dove.createMailbox('start-new');
+    await h.dove.append(corpus.plainTextMessage({ messageId: 'old-1@test' }), { mailbox: 'start-new' });
+    await h.dove.append(corpus.plainTextMessage({ messageId: 'old-2@test' }), { mailbox: 'start-new' });
+    const first = await startPoller('start-new', { IMAP_START: 'new' });
+    await waitFor(() => first.health().lastSyncAt, 10_000, 'first sync');
+    await h.dove.append(corpus.plainTextMessage({ messageId: 'new-1@test' }), { mailbox: 'start-new' });
+    await waitFor(() => emailByMessageId('new-1@test'), 10_000, 'the new mail');
+    await stopPoller(first);
+
+    // Only the first start skips: mail that arrives while it is stopped is recorded at the next start.
+    await h.dove.append(corpus.plainTextMessage({ messageId: 'new-2@test' }), { mailbox: 'start-new' });
+    await startPoller('start-new', { IMAP_START: 'new' });
+    await waitFor(() => emailByMessageId('new-2@test'), 10_000, 'mail from while it was stopped');
+    expect((await emailsOf('start-new')).map((e) => e.uid)).toEqual([3, 4]);
+    const flags = new Map((await h.dove.messages('start-new')).map((m) => [m.messageId, m.flags]));
+    expect(flags.get('<old-1@test>') ?? flags.get('old-1@test')).not.toContain('\\Seen');
+    expect(flags.get('<old-2@test>') ?? flags.get('old-2@test')).not.toContain('\\Seen');
+  });
+
   it('records the same Message-ID twice as one email, and flags both copies', async () => {
     await startPoller('dupes');
     await h.dove.append(corpus.plainTextMessage({ messageId: 'dup-1@test' }), { mailbox: 'dupes' });

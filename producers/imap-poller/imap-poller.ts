@@ -127,6 +127,7 @@ export function createImapPoller(deps: ImapPollerDeps): ImapPoller {
     account: imapAccount(config),
     mailbox,
     after: parseImapAfter(config.IMAP_AFTER),
+    start: config.IMAP_START,
     limits: {
       attachmentMaxBytes: config.ATTACHMENT_MAX_BYTES,
       messageMaxBytes: messageMaxBytes(config.ATTACHMENT_MAX_BYTES),

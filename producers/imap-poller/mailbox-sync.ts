@@ -45,6 +45,11 @@ export interface MailboxSyncDeps {
   account: string;
   mailbox: string;
   after: ImapAfter;
+  /**
+   * `IMAP_START`: what the very first sync of the mailbox (no checkpoint yet) takes. `all`: every mail
+   * in it; `new`: none of them, only mail that arrives afterwards.
+   */
+  start: 'all' | 'new';
   limits: IngestDeps['limits'];
   hooks?: ImapPollerHooks | undefined;
   /** True once stop() was called: the sync ends after the message in hand. */
@@ -240,6 +245,17 @@ export function createMailboxSync(deps: MailboxSyncDeps) {
     if (!client.mailbox) throw new Error(`IMAP mailbox ${mailbox} is not selected`);
     const uidValidity = String(client.mailbox.uidValidity);
     checkpoint = await getImapCheckpoint(db, account, mailbox);
+    if (!checkpoint && deps.start === 'new') {
+      // The first start with IMAP_START=new: the mail already there is left alone. Only this once: a
+      // later UIDVALIDITY change scans everything again (below), so nothing arriving meanwhile is lost.
+      const uidNext = Number(client.mailbox.uidNext ?? 1);
+      checkpoint = { uidValidity, lastUid: Math.max(0, uidNext - 1) };
+      await saveImapCheckpoint(db, account, mailbox, checkpoint);
+      log.info(
+        { mailbox, existing: client.mailbox.exists, lastUid: checkpoint.lastUid },
+        'IMAP_START=new: mail already in the mailbox is left alone; recording mail that arrives from now on',
+      );
+    }
     if (!checkpoint || checkpoint.uidValidity !== uidValidity) {
       if (checkpoint)
         log.warn(
