@@ -155,6 +155,7 @@ export async function startPostroom(config: Config, opts: StartOptions = {}): Pr
   const { app, mount } = createApp({
     log,
     readiness,
+    trustProxy: config.HTTP_TRUST_PROXY,
     openapi: () =>
       buildOpenApi({
         paths: Object.assign({}, ...openapiParts.map((p) => p.paths ?? {})) as Record<string, unknown>,

@@ -37,6 +37,12 @@ export const ConfigSchema = Type.Object(
       maximum: 65535,
       description: 'Port of the status API, docs, Telegram webhook and metrics',
     }),
+    HTTP_TRUST_PROXY: Type.String({
+      default: 'loopback',
+      pattern: '^(true|false|[0-9]+|[A-Za-z0-9:./]+(\\s*,\\s*[A-Za-z0-9:./]+)*)$',
+      description:
+        'Proxies whose X-Forwarded-For gives the client address (Express trust proxy): loopback, uniquelocal, addresses or CIDRs (comma list), a hop count, true or false',
+    }),
     API_TOKENS: optionalString('Comma list of bearer tokens for /api/*; none set: /api/* answers 401'),
     JWT_SECRET: optionalString('When set, HS256 JWTs signed with it are accepted as bearer tokens'),
     API_CORS_ORIGINS: Type.Optional(

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Express, type Router } from 'express';
 import swaggerUi from 'swagger-ui-express';
+import { ConfigError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { registry } from '../metrics.js';
 import { errorHandler, notFound } from './errors.js';
@@ -30,6 +31,19 @@ export interface AppOptions {
   readiness: readonly ReadinessCheck[];
   /** The OpenAPI document served at /openapi.json and /docs. */
   openapi: () => Record<string, unknown>;
+  /** `HTTP_TRUST_PROXY` (default `loopback`): see {@link trustProxySetting}. */
+  trustProxy?: string;
+}
+
+/**
+ * `HTTP_TRUST_PROXY` as Express's `trust proxy` takes it: `true`/`false`, a hop count, or a comma list
+ * of addresses, CIDRs and the names `loopback`, `linklocal`, `uniquelocal`. Only a proxy it names may
+ * say who the client is (X-Forwarded-For), which is the address failed logins are limited by.
+ */
+export function trustProxySetting(value: string): boolean | number | string {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  return /^[0-9]+$/.test(value) ? Number(value) : value;
 }
 
 /** The app and where roles mount their routes once they start. */
@@ -49,7 +63,13 @@ export function createApp(opts: AppOptions): PostroomApp {
   // routes go into this router, which sits before the 404 handler.
   const roleRoutes = express.Router();
   app.disable('x-powered-by');
-  app.set('trust proxy', 'loopback');
+  try {
+    app.set('trust proxy', trustProxySetting(opts.trustProxy ?? 'loopback'));
+  } catch (err) {
+    throw new ConfigError([
+      `HTTP_TRUST_PROXY: ${(err as Error).message} (got ${JSON.stringify(opts.trustProxy)})`,
+    ]);
+  }
   const log = opts.log.child({ module: 'http' });
 
   app.use((req, res, next) => {

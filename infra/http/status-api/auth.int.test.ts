@@ -230,6 +230,30 @@ describe('status API: authentication, rate limits, CORS, and a database without 
     for (const token of [jwt({ sub: 'ops' }), 'guess-1', 'guess-2', 'guess-3'])
       guesses.push((await call(strict, '/api/v1/emails', { token })).status);
     expect(guesses).toEqual([401, 401, 401, 429]);
+    // Behind a trusted proxy (loopback by default) each client named in X-Forwarded-For has its own bucket.
+    const other = { 'x-forwarded-for': '203.0.113.7' };
+    expect((await call(strict, '/api/v1/emails', { token: 'guess-4', headers: other })).status).toBe(401);
+  });
+
+  it('believes X-Forwarded-For only from the proxies HTTP_TRUST_PROXY names', async () => {
+    const distrusting = await start({
+      API_TOKENS: 't1',
+      API_RATE_LIMIT_PER_MINUTE: '3',
+      HTTP_TRUST_PROXY: '10.0.0.0/8',
+    });
+    const statuses = [];
+    for (const client of ['203.0.113.1', '203.0.113.2', '203.0.113.3', '203.0.113.4'])
+      statuses.push(
+        (
+          await call(distrusting, '/api/v1/emails', {
+            token: 'guess',
+            headers: { 'x-forwarded-for': client },
+          })
+        ).status,
+      );
+    // 127.0.0.1 is not in 10.0.0.0/8: the header is ignored, and every guess counts against one address.
+    expect(statuses).toEqual([401, 401, 401, 429]);
+    expect(() => loadConfig({ HTTP_TRUST_PROXY: 'trust me' })).toThrow(/HTTP_TRUST_PROXY/);
   });
 
   it('sends CORS headers only to configured origins, and none at all when CORS is off', async () => {
