@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createConnection } from 'mysql2';
-import { connectDatabase, type DatabaseHandle } from '../infra/db/database.js';
+import { connectDatabase, type DatabaseHandle, type Db } from '../infra/db/database.js';
 import { TEST_MYSQL_SERVER } from './env.js';
 
 /** A throwaway database for one test file, migrated, with its URL. */
@@ -38,4 +38,19 @@ export async function dropDatabase(name: string): Promise<void> {
   } finally {
     await conn.end().catch(() => undefined);
   }
+}
+
+/**
+ * Rows of the blob store: blobs, chunks, and chunks of uploads still in progress (`tmp:` keys), which
+ * a finished or failed put must not leave behind.
+ */
+export async function blobRowCounts(db: Db): Promise<{ blobs: number; chunks: number; tmp: number }> {
+  const n = async (q: { executeTakeFirstOrThrow(): Promise<{ n: unknown }> }) =>
+    Number((await q.executeTakeFirstOrThrow()).n);
+  const chunks = db.selectFrom('blob_chunks').select((e) => e.fn.countAll().as('n'));
+  return {
+    blobs: await n(db.selectFrom('blobs').select((e) => e.fn.countAll().as('n'))),
+    chunks: await n(chunks),
+    tmp: await n(chunks.where('blob_key', 'like', 'tmp:%')),
+  };
 }

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../test/db.js';
+import { blobRowCounts, createTestDatabase, type TestDatabase } from '../../test/db.js';
+import { deterministicBytes, digestStream } from '../../test/mail-corpus.js';
 import { PermanentError } from '../errors.js';
 import type { BlobStore } from './blob-store.js';
 import { createMysqlBlobStore, sweepTemporaryChunks, uuidV7 } from './mysql-blob-store.js';
@@ -9,67 +10,10 @@ import { createMysqlBlobStore, sweepTemporaryChunks, uuidV7 } from './mysql-blob
 const MiB = 1024 * 1024;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** Deterministic pseudo-random bytes, generated piece by piece: `total` bytes in `piece`-sized pushes. */
-function generated(total: number, seed: number, piece = 64 * 1024): Readable {
-  let produced = 0;
-  let x = seed >>> 0 || 1;
-  return new Readable({
-    read() {
-      if (produced >= total) return void this.push(null);
-      const n = Math.min(piece, total - produced);
-      const b = Buffer.allocUnsafe(n);
-      for (let i = 0; i < n; i++) {
-        x ^= x << 13;
-        x ^= x >>> 17;
-        x ^= x << 5;
-        b[i] = x & 0xff;
-      }
-      produced += n;
-      this.push(b);
-    },
-  });
-}
-
-async function hashOf(stream: Readable): Promise<{ sha256: string; size: number }> {
-  const h = createHash('sha256');
-  let size = 0;
-  for await (const c of stream as AsyncIterable<Buffer>) {
-    h.update(c);
-    size += c.length;
-  }
-  return { sha256: h.digest('hex'), size };
-}
-
 describe('MySQL blob store', () => {
   let t: TestDatabase;
   let store: BlobStore;
-  const counts = async () => ({
-    blobs: Number(
-      (
-        await t.db
-          .selectFrom('blobs')
-          .select((e) => e.fn.countAll().as('n'))
-          .executeTakeFirstOrThrow()
-      ).n,
-    ),
-    chunks: Number(
-      (
-        await t.db
-          .selectFrom('blob_chunks')
-          .select((e) => e.fn.countAll().as('n'))
-          .executeTakeFirstOrThrow()
-      ).n,
-    ),
-    tmp: Number(
-      (
-        await t.db
-          .selectFrom('blob_chunks')
-          .select((e) => e.fn.countAll().as('n'))
-          .where('blob_key', 'like', 'tmp:%')
-          .executeTakeFirstOrThrow()
-      ).n,
-    ),
-  });
+  const counts = () => blobRowCounts(t.db);
 
   beforeAll(async () => {
     t = await createTestDatabase('blobs');
@@ -121,8 +65,8 @@ describe('MySQL blob store', () => {
   });
 
   it('streams 20 MiB in and back out byte-exact, one 1 MiB row per chunk', async () => {
-    const expected = await hashOf(generated(20 * MiB, 42));
-    const info = await store.put(generated(20 * MiB, 42));
+    const expected = await digestStream(deterministicBytes(20 * MiB, 42));
+    const info = await store.put(deterministicBytes(20 * MiB, 42));
     expect(info).toEqual(expected);
     const rows = await t.db
       .selectFrom('blob_chunks')
@@ -131,12 +75,12 @@ describe('MySQL blob store', () => {
       .executeTakeFirstOrThrow();
     expect(Number(rows.n)).toBe(20);
     expect(Number(rows.biggest)).toBe(MiB);
-    expect(await hashOf(await store.open(info.sha256))).toEqual(expected);
+    expect(await digestStream(await store.open(info.sha256))).toEqual(expected);
   });
 
   it('reads lazily: a paused reader has fetched at most a chunk or two', async () => {
     const small = createMysqlBlobStore(t.db, { chunkSize: 64 * 1024 });
-    const info = await small.put(generated(2 * MiB, 7));
+    const info = await small.put(deterministicBytes(2 * MiB, 7));
     const stream = await small.open(info.sha256);
     const first = await new Promise<Buffer>((resolve) => stream.once('data', resolve));
     stream.pause();
@@ -150,7 +94,7 @@ describe('MySQL blob store', () => {
     const before = await counts();
     const small = createMysqlBlobStore(t.db, { chunkSize: 1024 });
     const err = await small
-      .put(generated(100 * 1024, 3, 4096), { maxBytes: 50_000 })
+      .put(deterministicBytes(100 * 1024, 3, 4096), { maxBytes: 50_000 })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PermanentError);
     expect((err as PermanentError).code).toBe('BLOB.TOO_LARGE');
@@ -164,14 +108,14 @@ describe('MySQL blob store', () => {
     const small = createMysqlBlobStore(t.db, { chunkSize: 16 * 1024 });
     const before = await counts();
     const results = await Promise.all(
-      Array.from({ length: 6 }, () => small.put(generated(200 * 1024, 99, 8192))),
+      Array.from({ length: 6 }, () => small.put(deterministicBytes(200 * 1024, 99, 8192))),
     );
     expect(new Set(results.map((r) => r.sha256)).size).toBe(1);
     const after = await counts();
     expect(after.blobs - before.blobs).toBe(1);
     expect(after.chunks - before.chunks).toBe(13);
     expect(after.tmp).toBe(0);
-    expect(await hashOf(await small.open(results[0]!.sha256))).toEqual(results[0]);
+    expect(await digestStream(await small.open(results[0]!.sha256))).toEqual(results[0]);
   });
 
   it("writes a buffer inside the caller's transaction: committed with it, gone with a rollback", async () => {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMysqlBlobStore } from '../../infra/blobs/mysql-blob-store.js';
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
 import { PermanentError, RetryableError } from '../../infra/errors.js';
-import { createTestDatabase, type TestDatabase } from '../../test/db.js';
+import { blobRowCounts, createTestDatabase, type TestDatabase } from '../../test/db.js';
 import * as corpus from '../../test/mail-corpus.js';
 import { LOGO_CID, NUMBERS_CSV, RED_PNG, SMALL_PDF, TINY_PNG, sha256 } from '../../test/mail-corpus.js';
 import { MAX_FORWARD_DEPTH, parseMessage, type MimeParserLimits } from './mime-parser.js';
@@ -50,25 +50,10 @@ describe('parseMessage', () => {
   let blobs: BlobStore;
   const parse = (raw: Buffer | Readable, limits: MimeParserLimits = LIMITS) =>
     parseMessage(Buffer.isBuffer(raw) ? Readable.from([raw]) : raw, { blobs }, limits);
-  const rows = async () => ({
-    blobs: Number(
-      (
-        await t.db
-          .selectFrom('blobs')
-          .select((e) => e.fn.countAll().as('n'))
-          .executeTakeFirstOrThrow()
-      ).n,
-    ),
-    tmp: Number(
-      (
-        await t.db
-          .selectFrom('blob_chunks')
-          .select((e) => e.fn.countAll().as('n'))
-          .where('blob_key', 'like', 'tmp:%')
-          .executeTakeFirstOrThrow()
-      ).n,
-    ),
-  });
+  const rows = async () => {
+    const { blobs, tmp } = await blobRowCounts(t.db);
+    return { blobs, tmp };
+  };
   /** Every stored attachment's bytes as the blob store gives them back. */
   const expectStoredBytes = async (a: ParsedAttachment, bytes: Buffer) => {
     expect(a.stored).toBe(true);
