@@ -3,7 +3,7 @@ import { unsubscribeChatsNotIn } from '../../infra/db/repositories/telegram.repo
 import type { RoleContext, RoleHandle } from '../../infra/roles.js';
 import {
   BOT_API_DOWNLOAD_MAX_BYTES,
-  createTelegramClient,
+  configuredTelegramClient,
   type TelegramClientOptions,
 } from '../../infra/telegram/telegram-client.js';
 import { createTelegramBotHandler } from './telegram-bot.handler.js';
@@ -24,18 +24,9 @@ export async function startTelegramBot(
   ctx: RoleContext,
   options: TelegramBotOptions = {},
 ): Promise<RoleHandle | null> {
-  const token = ctx.config.TELEGRAM_BOT_TOKEN;
   const log = ctx.log.child({ module: 'telegram-bot' });
-  if (!token) {
-    log.info('TELEGRAM_BOT_TOKEN is not set; the Telegram bot is off');
-    return null;
-  }
-  const client = createTelegramClient({
-    token,
-    apiRoot: ctx.config.TELEGRAM_API_URL,
-    log: ctx.log,
-    ...options,
-  });
+  const client = configuredTelegramClient(ctx.config, log, 'the Telegram bot is', options);
+  if (!client) return null;
   // The bot's username, to ignore commands meant for other bots in groups; asked once in the
   // background (the bot works without it, answering every command).
   let username: string | null = null;

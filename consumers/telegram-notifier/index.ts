@@ -1,6 +1,9 @@
 import { startConsumer } from '../../infra/broker/consume.js';
 import type { RoleContext, RoleHandle } from '../../infra/roles.js';
-import { createTelegramClient, type TelegramClientOptions } from '../../infra/telegram/telegram-client.js';
+import {
+  configuredTelegramClient,
+  type TelegramClientOptions,
+} from '../../infra/telegram/telegram-client.js';
 import { createTelegramNotifierHandler } from './telegram-notifier.handler.js';
 
 export { createTelegramNotifierHandler } from './telegram-notifier.handler.js';
@@ -19,18 +22,9 @@ export async function startTelegramNotifier(
   ctx: RoleContext,
   options: TelegramNotifierOptions = {},
 ): Promise<RoleHandle | null> {
-  const token = ctx.config.TELEGRAM_BOT_TOKEN;
   const log = ctx.log.child({ module: 'telegram-notifier' });
-  if (!token) {
-    log.info('TELEGRAM_BOT_TOKEN is not set; Telegram notifications are off');
-    return null;
-  }
-  const client = createTelegramClient({
-    token,
-    apiRoot: ctx.config.TELEGRAM_API_URL,
-    log: ctx.log,
-    ...options,
-  });
+  const client = configuredTelegramClient(ctx.config, log, 'Telegram notifications are', options);
+  if (!client) return null;
   const def = createTelegramNotifierHandler({ client });
   return startConsumer(def, ctx);
 }

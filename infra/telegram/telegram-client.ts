@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { Api, NetworkError, ParseError, TelegramApiError, TimeoutError } from 'node-telegram-bot-api';
 import type { File, Message, SetWebhookParams, User } from 'node-telegram-bot-api';
+import type { Config } from '../config.js';
 import { PermanentError, PostroomError, RetryableError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { createRateLimiter, type TelegramRateLimiter } from './rate-limiter.js';
@@ -26,6 +27,24 @@ export interface TelegramClientOptions {
   downloadTimeoutMs?: number;
   /** A 429 asking to wait at most this long (ms) is waited out in-process; a longer one is thrown (default 5 000). */
   maxInProcessWaitMs?: number;
+}
+
+/**
+ * The client a Telegram role uses, from `TELEGRAM_BOT_TOKEN` and `TELEGRAM_API_URL`; null when no token
+ * is set, after one line in `log` saying that `what` is off (the roles start anyway, doing nothing).
+ */
+export function configuredTelegramClient(
+  config: Pick<Config, 'TELEGRAM_BOT_TOKEN' | 'TELEGRAM_API_URL'>,
+  log: Logger,
+  what: string,
+  options: Partial<Omit<TelegramClientOptions, 'token' | 'apiRoot' | 'log'>> = {},
+): TelegramClient | null {
+  const token = config.TELEGRAM_BOT_TOKEN;
+  if (!token) {
+    log.info(`TELEGRAM_BOT_TOKEN is not set; ${what} off`);
+    return null;
+  }
+  return createTelegramClient({ token, apiRoot: config.TELEGRAM_API_URL, log, ...options });
 }
 
 /** Options of one message. */

@@ -1,6 +1,9 @@
 import { ConfigError } from '../../infra/errors.js';
 import type { RoleContext, RoleHandle } from '../../infra/roles.js';
-import { createTelegramClient, type TelegramClientOptions } from '../../infra/telegram/telegram-client.js';
+import {
+  configuredTelegramClient,
+  type TelegramClientOptions,
+} from '../../infra/telegram/telegram-client.js';
 import { createTelegramWebhookRouter } from './telegram-webhook.js';
 import { webhookOpenApi } from './webhook-openapi.js';
 import { pruneUpdatesPeriodically, registerWebhook, webhookUrl } from './webhook-registration.js';
@@ -20,23 +23,11 @@ export async function startTelegramWebhook(
   ctx: RoleContext,
   options: TelegramWebhookOptions = {},
 ): Promise<RoleHandle | null> {
-  const {
-    TELEGRAM_BOT_TOKEN: token,
-    TELEGRAM_WEBHOOK_SECRET: secret,
-    TELEGRAM_PUBLIC_URL: publicUrl,
-  } = ctx.config;
+  const { TELEGRAM_WEBHOOK_SECRET: secret, TELEGRAM_PUBLIC_URL: publicUrl } = ctx.config;
   const log = ctx.log.child({ module: 'telegram-webhook' });
-  if (!token) {
-    log.info('TELEGRAM_BOT_TOKEN is not set; the Telegram webhook is off');
-    return null;
-  }
+  const client = configuredTelegramClient(ctx.config, log, 'the Telegram webhook is', options);
+  if (!client) return null;
   if (!secret) throw new ConfigError(['TELEGRAM_WEBHOOK_SECRET: is required when TELEGRAM_BOT_TOKEN is set']);
-  const client = createTelegramClient({
-    token,
-    apiRoot: ctx.config.TELEGRAM_API_URL,
-    log: ctx.log,
-    ...options,
-  });
   const router = createTelegramWebhookRouter({ db: ctx.db, secret, botId: client.botId });
   const registration = publicUrl ? registerWebhook({ client, publicUrl, secret, log }) : null;
   const pruning = pruneUpdatesPeriodically(ctx.db, log);
