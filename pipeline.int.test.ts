@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderFolderTemplate } from './consumers/drive-upload/folder-template.js';
 import { postroomTopology } from './infra/broker/subscriptions.js';
 import { loadConfig } from './infra/config.js';
 import { startPostroom, type Postroom } from './main.js';
@@ -134,7 +135,7 @@ describe('the whole pipeline: IMAP to analysis to Drive, in one process', () => 
       drive_file_id: null,
     });
 
-    // In Drive: the two accepted files, byte-exact, in 2026/11/ana@example.com; nothing else.
+    // In Drive: the two accepted files, byte-exact, in <yyyy>/<mm>/ana@example.com; nothing else.
     const files = fake.files().filter((f) => f.mimeType !== FOLDER_MIME);
     const mine = files.filter((f) => f.appProperties?.['emailId'] === email.id);
     expect(mine.map((f) => f.name).sort()).toEqual(['invoice.pdf', 'scan.bin']);
@@ -215,12 +216,18 @@ describe('without Google credentials, files go to STORAGE_DIR in the same layout
         30_000,
         'done',
       );
-      expect(
-        (await readFile(join(dir, '2026', '11', 'ana@example.com', 'invoice.pdf'))).equals(SMALL_PDF),
-      ).toBe(true);
-      await expect(
-        readFile(join(dir, '2026', '11', 'ana@example.com', 'totally-safe.pdf')),
-      ).rejects.toThrow();
+      // The folder comes from the time the server received the mail (today), not from its Date header.
+      const row = await t.db.selectFrom('emails').select('received_at').executeTakeFirstOrThrow();
+      const folder = join(
+        dir,
+        ...renderFolderTemplate('{yyyy}/{mm}/{from}', {
+          date: row.received_at,
+          from: 'ana@example.com',
+          subject: '',
+        }),
+      );
+      expect((await readFile(join(folder, 'invoice.pdf'))).equals(SMALL_PDF)).toBe(true);
+      await expect(readFile(join(folder, 'totally-safe.pdf'))).rejects.toThrow();
     } finally {
       await app.stop();
       await deleteTestTopology(postroomTopology({ namespace }));

@@ -27,26 +27,64 @@ const PUBLIC_ROUTES: Record<string, Role> = {
 };
 
 /**
+ * Variables SPEC.md names whose feature is not built yet, so the process does not read them and the
+ * deployment does not wire them. Each leaves this list in the change that makes `ConfigSchema` accept
+ * it; a listed variable the schema already accepts fails the test below, so the list cannot go stale.
+ */
+const NOT_YET_BUILT = new Set<string>([
+  'MYSQL_TLS',
+  'MYSQL_TLS_CA',
+  'AMQP_TLS_CA',
+  'CONVERTER',
+  'GOTENBERG_URL',
+  'CONVERT_TIMEOUT_SECONDS',
+  'RETENTION_DAYS',
+  'SCHEDULES_FILE',
+  'BACKUP_DIR',
+  'DRIVE_BACKUP_FOLDER_ID',
+  'DRIVE_INTAKE_FOLDER_ID',
+  'SENTRY_DSN',
+  'INBOX_DIR',
+]);
+
+/** The variables of the Configuration table of `../shared/SPEC.md`, or null when it is not beside us. */
+function specVariables(): string[] | null {
+  const spec = resolve(REPO, '../shared/SPEC.md');
+  if (!existsSync(spec)) return null;
+  const section = readFileSync(spec, 'utf8')
+    .split(/^## /m)
+    .find((s) => s.startsWith('Configuration'));
+  const rows = (section ?? '').split('\n').filter((l) => l.startsWith('| `'));
+  const names = rows.flatMap((row) =>
+    [...(row.split('|')[1] ?? '').matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1] ?? ''),
+  );
+  expect(names.length, 'variables found in the table of SPEC.md').toBeGreaterThan(20);
+  return names;
+}
+
+/**
  * Every variable the deployment must wire: the table of `../shared/SPEC.md` when the product contract
- * sits beside the repository (as in CI), and always every key of `ConfigSchema`, which holds the SPEC's
- * variables plus a few optional ones.
+ * sits beside the repository (as in CI), less those of features not built yet, and always every key of
+ * `ConfigSchema`, which holds the SPEC's variables plus a few optional ones.
  */
 function requiredVariables(): string[] {
   const names = new Set(Object.keys(ConfigSchema.properties));
-  const spec = resolve(REPO, '../shared/SPEC.md');
-  if (existsSync(spec)) {
-    const section = readFileSync(spec, 'utf8')
-      .split(/^## /m)
-      .find((s) => s.startsWith('Configuration'));
-    const rows = (section ?? '').split('\n').filter((l) => l.startsWith('| `'));
-    const fromSpec = rows.flatMap((row) =>
-      [...(row.split('|')[1] ?? '').matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1] ?? ''),
-    );
-    expect(fromSpec.length, 'variables found in the table of SPEC.md').toBeGreaterThan(20);
-    for (const n of fromSpec) names.add(n);
-  }
+  for (const n of specVariables() ?? []) if (!NOT_YET_BUILT.has(n)) names.add(n);
   return [...names].sort();
 }
+
+describe('SPEC.md configuration table', () => {
+  it('is read by the process, but for the variables of features not built yet', () => {
+    const spec = specVariables();
+    if (spec === null) return; // SPEC.md is not beside this checkout
+    const known = new Set(Object.keys(ConfigSchema.properties));
+    expect(spec.filter((v) => !known.has(v) && !NOT_YET_BUILT.has(v))).toEqual([]);
+    expect(
+      [...NOT_YET_BUILT].filter((v) => known.has(v)),
+      'built: take these off NOT_YET_BUILT',
+    ).toEqual([]);
+  });
+});
 
 // ---- YAML shapes (only the fields checked) ----------------------------------------------------------
 
