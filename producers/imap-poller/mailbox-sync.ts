@@ -15,7 +15,7 @@ import type { Logger } from '../../infra/logger.js';
 import { imapEmailsTotal, imapMessageFailuresTotal } from './imap-metrics.js';
 import type { ImapAfter } from './imap-options.js';
 import { downloadAndParse, headersOnly, type IngestDeps } from './message-ingest.js';
-import type { ParsedEmail } from './parsed-email.js';
+import type { ParsedEmail } from '../../infra/mail/parsed-email.js';
 import { createStagedBlobStore, type StagedBlobStore } from './staged-blobs.js';
 
 /** Failed attempts after which a message is recorded from its headers only (never dropped). */

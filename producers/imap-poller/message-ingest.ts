@@ -3,8 +3,8 @@ import { Readable } from 'node:stream';
 import type { ImapFlow } from 'imapflow';
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
 import type { Logger } from '../../infra/logger.js';
-import { parseMessage } from './mime-parser.js';
-import type { ParsedEmail } from './parsed-email.js';
+import { parseMessage } from '../../infra/mail/mime-parser.js';
+import type { ParsedEmail } from '../../infra/mail/parsed-email.js';
 
 /** Header bytes read for a message that is recorded from its headers only. */
 const HEADER_WINDOW = 256 * 1024;

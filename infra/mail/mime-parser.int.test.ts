@@ -1,8 +1,8 @@
 import { Readable, Transform } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMysqlBlobStore } from '../../infra/blobs/mysql-blob-store.js';
-import type { BlobStore } from '../../infra/blobs/blob-store.js';
-import { PermanentError, RetryableError } from '../../infra/errors.js';
+import { createMysqlBlobStore } from '../blobs/mysql-blob-store.js';
+import type { BlobStore } from '../blobs/blob-store.js';
+import { PermanentError, RetryableError } from '../errors.js';
 import { blobRowCounts, createTestDatabase, type TestDatabase } from '../../test/db.js';
 import * as corpus from '../../test/mail-corpus.js';
 import { LOGO_CID, NUMBERS_CSV, RED_PNG, SMALL_PDF, TINY_PNG, sha256 } from '../../test/mail-corpus.js';

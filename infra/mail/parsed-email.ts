@@ -1,8 +1,8 @@
-import type { EmailFacts, RecordedAttachment } from '../../infra/db/repositories/emails.repository.js';
+import type { EmailFacts, RecordedAttachment } from '../db/repositories/emails.repository.js';
 
 /**
  * What the MIME parser hands to the poller: the facts of one email and its attachments, whose bytes
- * are already in the blob store. Shared contract between `mime-parser.ts` and `imap-poller.ts`; it is
+ * are already in the blob store. Shared contract between `mime-parser.ts` and the producers that read mail; it is
  * the `EmailFacts` that `recordEmail` records, with what only the parser knows.
  */
 

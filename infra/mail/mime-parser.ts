@@ -13,9 +13,9 @@ import {
   type MessageText,
   type StructuredHeader,
 } from 'mailparser';
-import type { BlobStore } from '../../infra/blobs/blob-store.js';
-import { PermanentError, PostroomError, RetryableError } from '../../infra/errors.js';
-import { safeFilename } from '../../infra/safe-filename.js';
+import type { BlobStore } from '../blobs/blob-store.js';
+import { PermanentError, PostroomError, RetryableError } from '../errors.js';
+import { safeFilename } from '../safe-filename.js';
 import { MimeInspector, type SplitterChunk } from './mime-inspector.js';
 import type { ParsedAttachment, ParsedEmail } from './parsed-email.js';
 
