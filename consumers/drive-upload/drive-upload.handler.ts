@@ -6,7 +6,7 @@ import { LOCK_BUSY, withNamedLock } from '../../infra/db/named-lock.js';
 import type { TimelineEntry } from '../../infra/db/repositories/timeline.repository.js';
 import { describeError, isRetryable, RetryableError } from '../../infra/errors.js';
 import { completeEmailIfFinal } from './email-completion.js';
-import type { FileStore, StoredFile } from './file-store.js';
+import type { FileStore, StoredFile } from '../../infra/drive/file-store.js';
 import { renderFolderTemplate } from './folder-template.js';
 
 /** What the Drive consumer needs. */

@@ -21,10 +21,10 @@ import { TEST_AMQP_URL } from '../../test/env.js';
 import { FakeDrive, FOLDER_MIME, guardEgress } from '../../test/fake-drive.js';
 import { sha256, SMALL_PDF } from '../../test/mail-corpus.js';
 import { startTcpProxy } from '../../test/tcp-proxy.js';
-import { createDriveAuth } from './drive-auth.js';
-import { DriveFileStore } from './drive-file-store.js';
+import { createDriveAuth } from '../../infra/drive/drive-auth.js';
+import { DriveFileStore } from '../../infra/drive/drive-file-store.js';
 import { createDriveUploadHandler } from './drive-upload.handler.js';
-import type { FileStore } from './file-store.js';
+import type { FileStore } from '../../infra/drive/file-store.js';
 
 const log = testLogger();
 

@@ -1,7 +1,7 @@
 import { startConsumer } from '../../infra/broker/consume.js';
 import { ConfigError } from '../../infra/errors.js';
 import type { RoleContext, RoleHandle } from '../../infra/roles.js';
-import { createFileStore } from './drive-client.js';
+import { createFileStore } from '../../infra/drive/drive-client.js';
 import { createDriveUploadHandler } from './drive-upload.handler.js';
 import { validateFolderTemplate } from './folder-template.js';
 

@@ -15,7 +15,7 @@ import {
 } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { PermanentError, RetryableError } from '../../infra/errors.js';
+import { PermanentError, RetryableError } from '../errors.js';
 import type { FileStore, StoredFile, UploadRequest, UploadResult } from './file-store.js';
 
 /** Options of `LocalFileStore`. */

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PermanentError, RetryableError } from '../../infra/errors.js';
+import { PermanentError, RetryableError } from '../errors.js';
 import type { UploadRequest } from './file-store.js';
 import { LocalFileStore } from './local-file-store.js';
 

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { drive, type drive_v3 } from '@googleapis/drive';
-import type { Db } from '../../infra/db/database.js';
-import { PermanentError, PostroomError, RetryableError } from '../../infra/errors.js';
-import type { Logger } from '../../infra/logger.js';
+import type { Db } from '../db/database.js';
+import { PermanentError, PostroomError, RetryableError } from '../errors.js';
+import type { Logger } from '../logger.js';
 import { guardDriveRequests, type DriveAuthClient } from './drive-auth.js';
 import { DEFAULT_RETRY_POLICY, withDriveRetry, type RetryPolicy } from './drive-errors.js';
 import { ensureChildFolder, type FolderClaimDeps } from './drive-folders.js';

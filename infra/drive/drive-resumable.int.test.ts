@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PermanentError } from '../../infra/errors.js';
+import { PermanentError } from '../errors.js';
 import { createTestDatabase, type TestDatabase } from '../../test/db.js';
 import { FakeDrive, guardEgress } from '../../test/fake-drive.js';
 import { createDriveAuth } from './drive-auth.js';

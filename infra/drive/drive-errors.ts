@@ -1,5 +1,5 @@
-import type { Logger } from '../../infra/logger.js';
-import { PermanentError, PostroomError, RetryableError } from '../../infra/errors.js';
+import type { Logger } from '../logger.js';
+import { PermanentError, PostroomError, RetryableError } from '../errors.js';
 
 /** How hard one Drive call is retried before the message goes back to the runner. */
 export interface RetryPolicy {

@@ -1,6 +1,6 @@
-import type { Config } from '../../infra/config.js';
-import type { Db } from '../../infra/db/database.js';
-import type { Logger } from '../../infra/logger.js';
+import type { Config } from '../config.js';
+import type { Db } from '../db/database.js';
+import type { Logger } from '../logger.js';
 import { createDriveAuth } from './drive-auth.js';
 import type { RetryPolicy } from './drive-errors.js';
 import { DriveFileStore } from './drive-file-store.js';

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PermanentError, RetryableError } from '../../infra/errors.js';
+import { PermanentError, RetryableError } from '../errors.js';
 import { createTestDatabase, type TestDatabase } from '../../test/db.js';
 import { FakeDrive, FOLDER_MIME, guardEgress, MY_DRIVE_ROOT } from '../../test/fake-drive.js';
 import { createDriveAuth } from './drive-auth.js';

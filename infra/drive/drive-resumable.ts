@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { drive_v3 } from '@googleapis/drive';
-import { PermanentError, PostroomError } from '../../infra/errors.js';
-import type { Logger } from '../../infra/logger.js';
+import { PermanentError, PostroomError } from '../errors.js';
+import type { Logger } from '../logger.js';
 import type { DriveAuthClient } from './drive-auth.js';
 import {
   backoffDelay,

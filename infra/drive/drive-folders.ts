@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
-import { isDuplicateKey, type Db } from '../../infra/db/database.js';
-import type { DriveFoldersTable } from '../../infra/db/tables/drive.table.js';
-import { RetryableError } from '../../infra/errors.js';
-import type { Logger } from '../../infra/logger.js';
+import { isDuplicateKey, type Db } from '../db/database.js';
+import type { DriveFoldersTable } from '../db/tables/drive.table.js';
+import { RetryableError } from '../errors.js';
+import type { Logger } from '../logger.js';
 import { sleep } from './drive-errors.js';
 
 /**

@@ -1,6 +1,6 @@
 import { auth } from '@googleapis/drive';
-import type { Config } from '../../infra/config.js';
-import { PermanentError } from '../../infra/errors.js';
+import type { Config } from '../config.js';
+import { PermanentError } from '../errors.js';
 
 /** Full Drive access: what a service account filing into a shared drive needs. */
 export const DRIVE_SCOPE = 'https://www.googleapis.com/auth/drive';
