@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { createMysqlBlobStore } from './infra/blobs/mysql-blob-store.js';
@@ -7,7 +8,13 @@ import { startDeadLetterCollector } from './infra/broker/dead-letters.js';
 import { startOutboxRelay, type OutboxRelay } from './infra/broker/outbox-relay.js';
 import { CORE_CONSUMERS, postroomTopology, type ConsumerName } from './infra/broker/subscriptions.js';
 import { loadConfig, loadDotEnv, type Config, type Role } from './infra/config.js';
-import { connectDatabase, pingDatabase, type DatabaseHandle } from './infra/db/database.js';
+import {
+  connectDatabase,
+  mysqlTlsFromConfig,
+  mysqlTlsHint,
+  pingDatabase,
+  type DatabaseHandle,
+} from './infra/db/database.js';
 import { ConfigError } from './infra/errors.js';
 import { createApp, type ReadinessCheck } from './infra/http/app.js';
 import { buildOpenApi } from './infra/http/openapi.js';
@@ -83,15 +90,16 @@ async function connectDatabaseWithRetry(
   log: Logger,
   stopped: () => boolean,
 ): Promise<DatabaseHandle> {
+  const tls = mysqlTlsFromConfig(config);
   for (let attempt = 1; ; attempt++) {
     try {
-      return await connectDatabase(config.MYSQL_URL, log);
+      return await connectDatabase(config.MYSQL_URL, log, { tls });
     } catch (err) {
       if (stopped()) throw err;
       const delay = Math.min(15_000, 500 * 2 ** Math.min(attempt, 5));
       log.warn(
         { err, attempt, url: redactUrl(config.MYSQL_URL), retryInMs: delay },
-        'MySQL is not reachable yet',
+        mysqlTlsHint(err, tls.mode) ?? 'MySQL is not reachable yet',
       );
       await new Promise((r) => setTimeout(r, delay));
     }
@@ -134,6 +142,7 @@ export async function startPostroom(config: Config, opts: StartOptions = {}): Pr
   });
   const broker = new Broker({
     url: config.AMQP_URL,
+    tlsCa: config.AMQP_TLS_CA ? readFileSync(config.AMQP_TLS_CA) : undefined,
     topology,
     log,
     connectionName: `postroom ${config.roles.join(',')}`,

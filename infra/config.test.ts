@@ -77,4 +77,24 @@ describe('loadConfig', () => {
       /DRIVE_CLIENT_SECRET and DRIVE_REFRESH_TOKEN go together/,
     );
   });
+
+  it('checks the TLS settings of MySQL and RabbitMQ together', () => {
+    const problems = (env: NodeJS.ProcessEnv): string => {
+      try {
+        loadConfig(env);
+        return '';
+      } catch (e) {
+        return (e as ConfigError).problems.join('\n');
+      }
+    };
+    expect(loadConfig({}).MYSQL_TLS).toBe('off');
+    expect(problems({ MYSQL_TLS: 'yes' })).toMatch(/^MYSQL_TLS: has an unexpected form .*off, required/);
+    expect(problems({ MYSQL_TLS: 'verify', MYSQL_TLS_CA: '/nonexistent/ca.pem' })).toBe(
+      'MYSQL_TLS_CA: file not found (/nonexistent/ca.pem)',
+    );
+    expect(problems({ MYSQL_TLS_CA: 'package.json' })).toMatch(/only used with MYSQL_TLS=verify/);
+    expect(problems({ MYSQL_TLS: 'verify', MYSQL_TLS_CA: 'package.json' })).toBe('');
+    expect(problems({ AMQP_TLS_CA: 'package.json' })).toMatch(/^AMQP_TLS_CA: needs an amqps:\/\/ AMQP_URL/);
+    expect(problems({ AMQP_TLS_CA: 'package.json', AMQP_URL: 'amqps://u:p@mq.example/' })).toBe('');
+  });
 });

@@ -59,6 +59,18 @@ export const ConfigSchema = Type.Object(
       description:
         'Requests per minute allowed to each API token (bursts up to the same number); 0 turns the limit off',
     }),
+    MYSQL_TLS: Type.String({
+      default: 'off',
+      pattern: '^(off|required|verify)$',
+      description:
+        'TLS to MySQL: off, required (encrypted, certificate not checked), verify (encrypted, CA and host name checked)',
+    }),
+    MYSQL_TLS_CA: optionalString(
+      "PEM file of the CA that signed MySQL's certificate (for MYSQL_TLS=verify; without it the system CAs are used)",
+    ),
+    AMQP_TLS_CA: optionalString(
+      'PEM file of the CA for an amqps:// AMQP_URL (certificate and host name checked; without it the system CAs are used)',
+    ),
     IMAP_HOST: optionalString('IMAP server; the poller is off when unset'),
     IMAP_PORT: Type.Integer({ default: 993, minimum: 1, maximum: 65535, description: 'IMAP port' }),
     IMAP_SECURE: Type.Boolean({ default: true, description: 'Use TLS from the first byte' }),
@@ -254,6 +266,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (raw.HOOKS_FILE && !existsSync(raw.HOOKS_FILE))
     problems.push(`HOOKS_FILE: file not found (${raw.HOOKS_FILE})`);
   if (raw.IMAP_AFTER === 'move:') problems.push('IMAP_AFTER: move: needs a folder name');
+  if (raw.MYSQL_TLS_CA && !existsSync(raw.MYSQL_TLS_CA))
+    problems.push(`MYSQL_TLS_CA: file not found (${raw.MYSQL_TLS_CA})`);
+  else if (raw.MYSQL_TLS_CA && raw.MYSQL_TLS !== 'verify')
+    problems.push('MYSQL_TLS_CA: is only used with MYSQL_TLS=verify (set it, or drop MYSQL_TLS_CA)');
+  if (raw.AMQP_TLS_CA && !existsSync(raw.AMQP_TLS_CA))
+    problems.push(`AMQP_TLS_CA: file not found (${raw.AMQP_TLS_CA})`);
+  else if (raw.AMQP_TLS_CA && raw.AMQP_URL && !raw.AMQP_URL.startsWith('amqps://'))
+    problems.push('AMQP_TLS_CA: needs an amqps:// AMQP_URL (TLS is off for amqp://)');
 
   if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
 

@@ -1,4 +1,4 @@
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -6,6 +6,7 @@ import { connect, createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
+import { makeCertificates } from './throwaway-certs.js';
 
 /**
  * A throwaway Dovecot for tests and benchmarks, in the recipe that works on these machines:
@@ -92,73 +93,6 @@ async function waitForGreeting(port: number, timeoutMs: number): Promise<void> {
       throw new Error(`Dovecot did not answer on 127.0.0.1:${port} within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-/** Runs openssl; a missing binary fails with a message saying what needs it and how to get it. */
-async function openssl(args: string[], cwd: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    execFile('openssl', args, { cwd }, (err, _stdout, stderr) => {
-      if (!err) return resolve();
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-        return reject(
-          new Error(
-            'openssl is not installed (not on PATH): the TLS mode of the throwaway Dovecot needs it ' +
-              'to make its certificates (Debian: apt-get install openssl)',
-            { cause: err },
-          ),
-        );
-      reject(new Error(`openssl ${args[0]} failed: ${stderr.trim() || err.message}`, { cause: err }));
-    });
-  });
-}
-
-/**
- * The openssl configuration of the throwaway certificates: a CA that may only sign, and a server
- * certificate for 127.0.0.1 and localhost, as a real private CA would issue it (clients check the
- * SAN, not the CN). Our own file, so the system's openssl.cnf cannot add or clash with extensions.
- */
-const OPENSSL_CNF = `[req]
-distinguished_name = dn
-prompt = no
-x509_extensions = ca
-[dn]
-CN = Postroom throwaway test CA
-[ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-`;
-
-/**
- * Makes a CA and a server certificate it signs, valid two days, in `<dir>/tls`. P-256 keys: making
- * them takes milliseconds where RSA takes a noticeable part of a second. The server presents its own
- * certificate only, not the CA's, as servers with a private CA usually do: a client that does not
- * trust the CA fails with "unable to verify the first certificate".
- */
-async function makeCertificates(dir: string): Promise<{ caFile: string; certFile: string; keyFile: string }> {
-  const out = join(dir, 'tls');
-  await mkdir(out, { mode: 0o755 });
-  await writeFile(join(out, 'openssl.cnf'), OPENSSL_CNF);
-  // Run in `out` with file names free of spaces, so each command can be written as one line.
-  const newKey = '-config openssl.cnf -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1';
-  const steps = [
-    // The CA, self-signed, with the `ca` extensions.
-    `req ${newKey} -x509 -days 2 -keyout ca.key -out ca.pem`,
-    // The server's key and signing request...
-    `req ${newKey} -new -subj /CN=127.0.0.1 -keyout server.key -out server.csr`,
-    // ... signed by the CA with the `server` extensions.
-    `x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 0x${randomBytes(8).toString('hex')} ` +
-      '-days 2 -extfile openssl.cnf -extensions server -out server.pem',
-  ];
-  for (const step of steps) await openssl(step.split(' '), out);
-  return { caFile: join(out, 'ca.pem'), certFile: join(out, 'server.pem'), keyFile: join(out, 'server.key') };
 }
 
 /** What the TLS mode adds to the configuration. */

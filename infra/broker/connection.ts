@@ -2,12 +2,18 @@ import { EventEmitter } from 'node:events';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
 import { RetryableError } from '../errors.js';
 import { redactUrl, type Logger } from '../logger.js';
+import { refusedCertificateCode } from '../tls-errors.js';
 import { declareTopology, type Topology } from './topology.js';
 
 /** Options of the broker connection. */
 export interface BrokerOptions {
-  /** `amqp://user:pass@host:port/vhost`. */
+  /** `amqp://user:pass@host:port/vhost`, or `amqps://` for TLS. */
   url: string;
+  /**
+   * PEM of the CA that signed the broker's certificate (`AMQP_TLS_CA`), for `amqps://`; the system CAs
+   * when absent. The certificate and the host name are always checked.
+   */
+  tlsCa?: Buffer;
   /** The layout declared at every connect. */
   topology: Topology;
   /** Process logger. */
@@ -208,6 +214,7 @@ export class Broker extends EventEmitter {
       model = await connect(withHeartbeat(this.opts.url, this.opts.heartbeatSeconds ?? 15), {
         clientProperties: { connection_name: this.opts.connectionName ?? 'postroom' },
         timeout: 10_000,
+        ...(this.opts.tlsCa ? { ca: [this.opts.tlsCa] } : {}),
       });
       model.on('error', (err: Error) => this.log.warn({ err }, 'connection error'));
       model.on('blocked', (reason: string) =>
@@ -242,7 +249,13 @@ export class Broker extends EventEmitter {
       this.log.info({ url: redactUrl(this.opts.url) }, 'connected to RabbitMQ');
       this.emit('connected');
     } catch (err) {
-      this.log.warn({ err, attempt: this.attempt + 1 }, 'RabbitMQ connection attempt failed');
+      const refused = refusedCertificateCode(err);
+      this.log.warn(
+        { err, attempt: this.attempt + 1 },
+        refused
+          ? `RabbitMQ's TLS certificate was refused (${refused}): set AMQP_TLS_CA to the CA that signed it, and connect by a host name the certificate names`
+          : 'RabbitMQ connection attempt failed',
+      );
       if (model) await model.close().catch(() => undefined);
       if (this.model === model) {
         this.model = null;

@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { Kysely, Migrator, MysqlDialect, type MigrationResultSet } from 'kysely';
-import { createConnection, createPool, type Pool } from 'mysql2';
+import { createConnection, createPool, type Pool, type SslOptions } from 'mysql2';
 import type { Logger } from '../logger.js';
+import { refusedCertificateCode } from '../tls-errors.js';
 import { migrations } from './migrations/index.js';
 import type { Database } from './tables/index.js';
 
@@ -24,23 +26,73 @@ export function parseMysqlUrl(url: string): { database: string; serverUrl: strin
   return { database, serverUrl: u.toString() };
 }
 
+/** How the connection to MySQL is encrypted (`MYSQL_TLS`, `MYSQL_TLS_CA`). */
+export interface MysqlTls {
+  /** `required`: encrypted, any certificate; `verify`: encrypted, CA and host name checked. */
+  mode: 'off' | 'required' | 'verify';
+  /** PEM of the CA that signed the server's certificate (`verify`); the system CAs when absent. */
+  ca?: string | Buffer;
+}
+
+/** The `MysqlTls` of a configuration: reads the CA file once, at start. */
+export function mysqlTlsFromConfig(config: { MYSQL_TLS: string; MYSQL_TLS_CA?: string }): MysqlTls {
+  const mode = config.MYSQL_TLS as MysqlTls['mode'];
+  return config.MYSQL_TLS_CA ? { mode, ca: readFileSync(config.MYSQL_TLS_CA) } : { mode };
+}
+
+/**
+ * mysql2's `ssl` option for a `MysqlTls`. `verify` checks the chain and the host name (Node's checks,
+ * so a certificate for `IP:127.0.0.1` matches `127.0.0.1`); `required` encrypts without checking,
+ * which stops eavesdropping but not a man in the middle.
+ */
+function sslOptions(tls: MysqlTls | undefined): SslOptions | undefined {
+  if (!tls || tls.mode === 'off') return undefined;
+  if (tls.mode === 'required') return { rejectUnauthorized: false };
+  return tls.ca ? { ca: tls.ca, rejectUnauthorized: true } : { rejectUnauthorized: true };
+}
+
+/**
+ * What an operator should do about a connection error that comes from TLS, or null for any other
+ * error: a refused certificate (wrong or missing `MYSQL_TLS_CA`, a host name not in the certificate),
+ * a server without TLS while it is asked for, or a refused login while TLS is off (MariaDB answers a
+ * plain connection under `require_secure_transport` with "Access denied", not with its own error).
+ */
+export function mysqlTlsHint(err: unknown, mode: MysqlTls['mode']): string | null {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const message = typeof e?.message === 'string' ? e.message : '';
+  const refused = refusedCertificateCode(err);
+  if (refused || (code === 'HANDSHAKE_SSL_ERROR' && /certificate|altname/i.test(message)))
+    return `MySQL's TLS certificate was refused (${refused ?? message}): set MYSQL_TLS_CA to the CA that signed it, and connect by a host name the certificate names`;
+  if (code === 'HANDSHAKE_NO_SSL_SUPPORT')
+    return 'MySQL offers no TLS but MYSQL_TLS asks for it: enable TLS on the server, or set MYSQL_TLS=off';
+  if (/insecure transport/i.test(message) || (mode === 'off' && code === 'ER_ACCESS_DENIED_ERROR'))
+    return `MySQL refused the login (${message}): check the user and password in MYSQL_URL; if the server requires TLS (require_secure_transport), set MYSQL_TLS=verify`;
+  return null;
+}
+
 /** Creates the database named in the URL when it does not exist yet (utf8mb4, on MySQL 8 and MariaDB). */
-export async function ensureDatabase(url: string): Promise<void> {
+export async function ensureDatabase(url: string, tls?: MysqlTls): Promise<void> {
   const { database, serverUrl } = parseMysqlUrl(url);
-  const conn = createConnection({ uri: serverUrl }).promise();
+  const conn = createConnection({ uri: serverUrl, ssl: sslOptions(tls), connectTimeout: 5_000 }).promise();
   try {
     await conn.query(
       `CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
     );
-  } finally {
-    await conn.end().catch(() => undefined);
+  } catch (err) {
+    // end() on a connection whose handshake failed never resolves: drop it instead.
+    conn.destroy();
+    throw err;
   }
+  await conn.end().catch(() => undefined);
 }
 
 /** Options of the connection pool. */
 export interface DatabaseOptions {
   /** Pool size (default 10). */
   connectionLimit?: number;
+  /** Encryption of every connection (default off). */
+  tls?: MysqlTls;
 }
 
 /** A Kysely instance and its pool (the pool is exposed for health checks). */
@@ -60,6 +112,7 @@ export function openDatabase(url: string, options: DatabaseOptions = {}): Databa
     bigNumberStrings: false,
     enableKeepAlive: true,
     connectTimeout: 5_000,
+    ssl: sslOptions(options.tls),
   });
   // A pool error (server gone) must never crash the process: queries fail and callers retry.
   pool.on('connection', (conn) => {
@@ -95,7 +148,7 @@ export async function connectDatabase(
   log?: Logger,
   options?: DatabaseOptions,
 ): Promise<DatabaseHandle> {
-  await ensureDatabase(url);
+  await ensureDatabase(url, options?.tls);
   const handle = openDatabase(url, options);
   await migrateToLatest(handle.db as unknown as Kysely<unknown>, log);
   return handle;
