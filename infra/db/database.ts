@@ -3,6 +3,7 @@ import { Kysely, Migrator, MysqlDialect, type MigrationResultSet } from 'kysely'
 import { createConnection, createPool, type Pool, type SslOptions } from 'mysql2';
 import type { Logger } from '../logger.js';
 import { refusedCertificateCode } from '../tls-errors.js';
+import { instrumentPool, observeQuery } from './db-metrics.js';
 import { migrations } from './migrations/index.js';
 import type { Database } from './tables/index.js';
 
@@ -118,7 +119,10 @@ export function openDatabase(url: string, options: DatabaseOptions = {}): Databa
   pool.on('connection', (conn) => {
     conn.on('error', () => undefined);
   });
-  const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool }) });
+  const db = new Kysely<Database>({
+    dialect: new MysqlDialect({ pool: instrumentPool(pool) }),
+    log: observeQuery,
+  });
   return { db, pool };
 }
 
