@@ -73,3 +73,15 @@ export const databaseUp = new Gauge({
   help: '1 while MySQL answered the last readiness probe',
   registers: [registry],
 });
+
+/**
+ * Time from an email's arrival (`received_at`) to the moment every attachment is final and
+ * `email.processed` is written. Observed by the transaction that closes the email, so a transaction
+ * rolled back after it (rare: the commit itself failing) counts that email twice.
+ */
+export const emailProcessedSeconds = new Histogram({
+  name: 'postroom_email_processed_seconds',
+  help: 'Time from an email arriving to every attachment being final (email.processed)',
+  buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400],
+  registers: [registry],
+});

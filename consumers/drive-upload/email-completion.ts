@@ -1,6 +1,7 @@
 import type { Transaction } from 'kysely';
 import type { Database } from '../../infra/db/database.js';
 import type { Emit, HandlerContext } from '../../infra/broker/handler.js';
+import { emailProcessedSeconds } from '../../infra/metrics.js';
 import { appendTimeline, type TimelineEntry } from '../../infra/db/repositories/timeline.repository.js';
 
 /**
@@ -20,7 +21,7 @@ export async function completeEmailIfFinal(
 ): Promise<boolean> {
   const email = await trx
     .selectFrom('emails')
-    .select(['id', 'status', 'message_id', 'source', 'subject', 'from_address', 'chat_id'])
+    .select(['id', 'status', 'message_id', 'source', 'subject', 'from_address', 'chat_id', 'received_at'])
     .where('id', '=', emailId)
     .forUpdate()
     .executeTakeFirst();
@@ -40,6 +41,7 @@ export async function completeEmailIfFinal(
     return false;
   }
   const now = new Date();
+  emailProcessedSeconds.observe(Math.max(0, now.getTime() - email.received_at.getTime()) / 1000);
   await trx.updateTable('emails').set({ status: 'done', done_at: now }).where('id', '=', emailId).execute();
   await appendTimeline(trx, [
     ...pending.map((p) => ({ at: now, ...p })),

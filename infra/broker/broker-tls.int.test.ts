@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../logger.js';
 import { testTopology, waitFor } from '../../test/broker.js';
-import { startTlsRabbitmq, type TlsServer } from '../../test/throwaway-tls-servers.js';
+import { startTlsRabbitmq, type TlsServer } from '../../test/throwaway-servers.js';
 import { Broker } from './connection.js';
 
 let server: TlsServer;

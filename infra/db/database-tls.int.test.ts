@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../config.js';
 import { startPostroom } from '../../main.js';
 import { testLogger, testNamespace, waitFor } from '../../test/broker.js';
-import { startTlsMariadb, type TlsServer } from '../../test/throwaway-tls-servers.js';
+import { startTlsMariadb, type TlsServer } from '../../test/throwaway-servers.js';
 import { connectDatabase, mysqlTlsFromConfig, mysqlTlsHint, type MysqlTls } from './database.js';
 
 let server: TlsServer;

@@ -13,7 +13,8 @@ import { API_BASE } from './present.js';
 import { createQueueDepthReader } from './queue-depths.js';
 import { RateLimiter } from './rate-limit.js';
 import { componentSchemas } from './schemas.js';
-import { statsRoutes } from './stats.routes.js';
+import { servePipelineMetrics } from './pipeline-metrics.js';
+import { buildStats, statsRoutes } from './stats.routes.js';
 
 export type { StatusApiDeps } from './deps.js';
 
@@ -119,6 +120,22 @@ export async function startStatusApi(
     tables: optionalTablesProbe(ctx.db, options.optionalTablesRecheckMs),
     queueDepths: () => depths.read(),
   };
+  const unserveMetrics = servePipelineMetrics(async () => {
+    const s = await buildStats(deps);
+    return {
+      oldestPendingSeconds: {
+        email: s.emails.oldestPendingSeconds,
+        ...Object.fromEntries(
+          Object.entries(s.stages).map(([stage, v]) => [stage, v ? v.oldestPendingSeconds : null]),
+        ),
+        outbox: s.outbox.oldestPendingSeconds,
+      },
+      queues:
+        s.queues?.map((q) => ({ consumer: q.consumer, messages: q.messages, consumers: q.consumers })) ??
+        null,
+      deadQueueMessages: s.deadQueue?.messages ?? null,
+    };
+  });
   const router = createStatusRouter(deps, {
     tokens: config.apiTokens,
     jwtSecret: config.JWT_SECRET,
@@ -139,6 +156,7 @@ export async function startStatusApi(
     openapi: { paths: statusApiPaths, schemas: componentSchemas },
     async stop() {
       limiter?.stop();
+      unserveMetrics();
       depths.stop();
     },
   };

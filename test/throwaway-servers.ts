@@ -1,5 +1,6 @@
 /**
- * Throwaway MariaDB and RabbitMQ servers that speak TLS only, for the tests of encrypted connections.
+ * Throwaway MariaDB and RabbitMQ servers that speak TLS only, for the tests of encrypted connections
+ * (and a plain RabbitMQ node with its Prometheus plugin, for the dashboard test).
  * Each runs from a temporary directory on a free loopback port with certificates from
  * `makeCertificates` (a private CA, a server certificate for `IP:127.0.0.1, DNS:localhost`), and is
  * stopped and removed by `stop()`. The machine's own MariaDB and RabbitMQ are not touched.
@@ -110,30 +111,47 @@ export async function startTlsMariadb(): Promise<TlsServer> {
   return { port, certs, otherCaFile, stop };
 }
 
+/** A RabbitMQ node of its own; `port` is its only AMQP listener (TLS, or plain with `plain: true`). */
+export interface ThrowawayRabbitmq extends TlsServer {
+  /** The port of the `rabbitmq_prometheus` plugin (`/metrics`), or null when not asked for. */
+  prometheusPort: number | null;
+}
+
 /**
  * A RabbitMQ node of its own (its own node name, distribution port and data directory) whose only
- * listener is AMQP over TLS. guest/guest may log in from loopback, as on the machine's own broker.
- * Debian's `rabbitmq-server` drops to the `rabbitmq` user, so the directory is handed to it.
+ * listener is AMQP over TLS, or plain AMQP with `plain: true`; with `prometheus: true` it also serves
+ * the `rabbitmq_prometheus` plugin's metrics, per queue. guest/guest may log in from loopback, as on
+ * the machine's own broker. Debian's `rabbitmq-server` drops to the `rabbitmq` user, so the directory
+ * is handed to it.
  */
-export async function startTlsRabbitmq(): Promise<TlsServer> {
+export async function startTlsRabbitmq(
+  opts: { plain?: boolean; prometheus?: boolean } = {},
+): Promise<ThrowawayRabbitmq> {
   const { dir, certs, otherCaFile } = await makeDirs('tls-rabbitmq');
   const port = await freePort();
   const distPort = await freePort();
+  const prometheusPort = opts.prometheus ? await freePort() : null;
   const node = `postroom-tls-${process.pid}-${port}@localhost`;
-  await writeFile(
-    join(dir, 'rabbitmq.conf'),
-    [
-      'listeners.tcp = none',
-      `listeners.ssl.default = ${port}`,
-      `ssl_options.cacertfile = ${certs.caFile}`,
-      `ssl_options.certfile = ${certs.certFile}`,
-      `ssl_options.keyfile = ${certs.keyFile}`,
-      'ssl_options.verify = verify_none',
-      'ssl_options.fail_if_no_peer_cert = false',
-      '',
-    ].join('\n'),
-  );
-  await writeFile(join(dir, 'enabled_plugins'), '[].\n');
+  const listeners = opts.plain
+    ? [`listeners.tcp.default = 127.0.0.1:${port}`]
+    : [
+        'listeners.tcp = none',
+        `listeners.ssl.default = ${port}`,
+        `ssl_options.cacertfile = ${certs.caFile}`,
+        `ssl_options.certfile = ${certs.certFile}`,
+        `ssl_options.keyfile = ${certs.keyFile}`,
+        'ssl_options.verify = verify_none',
+        'ssl_options.fail_if_no_peer_cert = false',
+      ];
+  const prometheus = prometheusPort
+    ? [
+        `prometheus.tcp.port = ${prometheusPort}`,
+        'prometheus.tcp.ip = 127.0.0.1',
+        'prometheus.return_per_object_metrics = true',
+      ]
+    : [];
+  await writeFile(join(dir, 'rabbitmq.conf'), [...listeners, ...prometheus, ''].join('\n'));
+  await writeFile(join(dir, 'enabled_plugins'), prometheusPort ? '[rabbitmq_prometheus].\n' : '[].\n');
   await run('chown', ['-R', 'rabbitmq:rabbitmq', dir]).catch(() => chown(dir, process.getuid?.() ?? 0, 0));
   const env = {
     ...process.env,
@@ -158,10 +176,11 @@ export async function startTlsRabbitmq(): Promise<TlsServer> {
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await waitForPort(port, child, 'RabbitMQ with TLS', 90_000);
+    await waitForPort(port, child, 'RabbitMQ', 90_000);
+    if (prometheusPort) await waitForPort(prometheusPort, child, "RabbitMQ's Prometheus plugin", 30_000);
   } catch (err) {
     await stop();
     throw err;
   }
-  return { port, certs, otherCaFile, stop };
+  return { port, certs, otherCaFile, prometheusPort, stop };
 }

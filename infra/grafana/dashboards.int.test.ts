@@ -1,0 +1,148 @@
+/**
+ * The Grafana dashboards (infra/grafana/dashboards) name only metrics that exist: every PromQL
+ * expression is read, and each `postroom_*` metric it names must be exposed by a running Postroom
+ * (every role, real RabbitMQ and MariaDB), each `rabbitmq_*` metric by a real RabbitMQ node with its
+ * Prometheus plugin. A renamed metric breaks this test, not the dashboard.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connect } from 'amqplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startPostroom, type Postroom } from '../../main.js';
+import { deleteTestTopology, testLogger, testNamespace } from '../../test/broker.js';
+import { createTestDatabase, type TestDatabase } from '../../test/db.js';
+import { imapEnv, startDovecot, type DovecotServer } from '../../test/dovecot.js';
+import { startTlsRabbitmq, type ThrowawayRabbitmq } from '../../test/throwaway-servers.js';
+import { postroomTopology } from '../broker/subscriptions.js';
+import { loadConfig } from '../config.js';
+
+const DIR = join(dirname(fileURLToPath(import.meta.url)), 'dashboards');
+
+interface Panel {
+  title?: string;
+  type?: string;
+  targets?: Array<{ expr?: string }>;
+  panels?: Panel[];
+}
+
+/** Every PromQL expression of a dashboard file, with the panel it belongs to. */
+function expressions(file: string): Array<{ panel: string; expr: string }> {
+  const dashboard = JSON.parse(readFileSync(join(DIR, file), 'utf8')) as { panels?: Panel[] };
+  const out: Array<{ panel: string; expr: string }> = [];
+  const walk = (panels: Panel[]) => {
+    for (const p of panels) {
+      for (const t of p.targets ?? []) if (t.expr) out.push({ panel: p.title ?? '?', expr: t.expr });
+      walk(p.panels ?? []);
+    }
+  };
+  walk(dashboard.panels ?? []);
+  return out;
+}
+
+/** Metric names in a PromQL expression with a given prefix (label names and functions are not). */
+function metricNames(expr: string, prefix: string): string[] {
+  const noLabels = expr.replace(/\{[^}]*\}/g, '{}');
+  return [...noLabels.matchAll(new RegExp(`\\b${prefix}[a-z0-9_]*`, 'g'))].map((m) => m[0]);
+}
+
+/** The metric families a Prometheus text exposition declares (`# TYPE` lines) and the samples' names. */
+function exposed(text: string): Set<string> {
+  const names = new Set<string>();
+  for (const line of text.split('\n')) {
+    const type = /^# TYPE (\S+) (\S+)/.exec(line);
+    if (type?.[1]) {
+      names.add(type[1]);
+      if (type[2] === 'histogram') for (const s of ['_bucket', '_sum', '_count']) names.add(`${type[1]}${s}`);
+      if (type[2] === 'summary') for (const s of ['_sum', '_count']) names.add(`${type[1]}${s}`);
+    } else if (/^[a-z]/.test(line)) names.add(line.split(/[{ ]/)[0] ?? '');
+  }
+  return names;
+}
+
+const files = readdirSync(DIR).filter((f) => f.endsWith('.json'));
+
+describe('Grafana dashboards', () => {
+  it('are valid dashboards, each panel with at least one query', () => {
+    expect(files.sort()).toEqual(['postroom-pipeline.json', 'rabbitmq.json']);
+    for (const f of files) {
+      const d = JSON.parse(readFileSync(join(DIR, f), 'utf8')) as { uid?: string; panels?: Panel[] };
+      expect(d.uid, f).toMatch(/^postroom-/);
+      for (const p of d.panels ?? [])
+        if (p.type !== 'row') expect(p.targets?.length, `${f}: ${p.title}`).toBeGreaterThan(0);
+    }
+  });
+
+  describe('name only metrics a running Postroom exposes', () => {
+    let t: TestDatabase;
+    let dovecot: DovecotServer;
+    let app: Postroom;
+    const namespace = testNamespace('dash');
+    beforeAll(async () => {
+      t = await createTestDatabase('dash');
+      dovecot = await startDovecot();
+      app = await startPostroom(
+        loadConfig({
+          ...imapEnv(dovecot),
+          ROLES: 'all',
+          MYSQL_URL: t.url,
+          API_TOKENS: 'dashboard-test-token',
+        }),
+        { log: testLogger(), namespace, httpPort: 0 },
+      );
+    });
+    afterAll(async () => {
+      await app?.stop();
+      await deleteTestTopology(postroomTopology({ namespace }));
+      await dovecot?.stop();
+      await t?.drop();
+    });
+
+    it('every postroom_* metric of every dashboard is on /metrics', async () => {
+      const text = await (await fetch(`http://127.0.0.1:${app.port}/metrics`)).text();
+      const have = exposed(text);
+      const missing: string[] = [];
+      let checked = 0;
+      for (const f of files)
+        for (const { panel, expr } of expressions(f))
+          for (const name of metricNames(expr, 'postroom_')) {
+            checked++;
+            if (!have.has(name)) missing.push(`${f} "${panel}": ${name}`);
+          }
+      expect(missing).toEqual([]);
+      expect(checked).toBeGreaterThan(20);
+    });
+  });
+
+  describe("name only metrics RabbitMQ's Prometheus plugin exposes", () => {
+    let mq: ThrowawayRabbitmq;
+    beforeAll(async () => {
+      mq = await startTlsRabbitmq({ plain: true, prometheus: true });
+      // A queue with a message and a consumer, so the per-queue families have samples.
+      const conn = await connect(`amqp://guest:guest@127.0.0.1:${mq.port}/`);
+      const ch = await conn.createChannel();
+      await ch.assertQueue('postroom.dashboard-check', { durable: true });
+      ch.sendToQueue('postroom.dashboard-check', Buffer.from('x'));
+      await ch.close();
+      await conn.close();
+    }, 150_000);
+    afterAll(async () => {
+      await mq?.stop();
+    }, 60_000);
+
+    it('every rabbitmq_* metric of the dashboards is on the plugin /metrics', async () => {
+      const text = await (await fetch(`http://127.0.0.1:${mq.prometheusPort}/metrics`)).text();
+      const have = exposed(text);
+      const missing: string[] = [];
+      let checked = 0;
+      for (const f of files)
+        for (const { panel, expr } of expressions(f))
+          for (const name of metricNames(expr, 'rabbitmq_')) {
+            checked++;
+            if (!have.has(name)) missing.push(`${f} "${panel}": ${name}`);
+          }
+      expect(missing).toEqual([]);
+      expect(checked).toBeGreaterThan(5);
+    });
+  });
+});
