@@ -54,9 +54,9 @@ describe('database metrics', () => {
       outcome: 'error',
     });
     await expect(sql`SELECT * FROM no_such_table`.execute(t.db)).rejects.toThrow();
-    expect(await value('postroom_db_query_duration_seconds_count', { kind: 'select', outcome: 'error' })).toBe(
-      errorsBefore + 1,
-    );
+    expect(
+      await value('postroom_db_query_duration_seconds_count', { kind: 'select', outcome: 'error' }),
+    ).toBe(errorsBefore + 1);
   });
 
   it('shows connections in use and callers waiting while a pool is exhausted', async () => {
