@@ -15,6 +15,7 @@ import {
   pingDatabase,
   type DatabaseHandle,
 } from './infra/db/database.js';
+import { startErrorTracking } from './infra/error-tracking.js';
 import { ConfigError } from './infra/errors.js';
 import { createApp, type ReadinessCheck } from './infra/http/app.js';
 import { buildOpenApi } from './infra/http/openapi.js';
@@ -130,6 +131,7 @@ export function limitHeapGrowth(execArgv: readonly string[] = process.execArgv):
 export async function startPostroom(config: Config, opts: StartOptions = {}): Promise<Postroom> {
   limitHeapGrowth();
   const log = opts.log ?? createLogger(config.LOG_LEVEL);
+  const tracker = await startErrorTracking(config, log);
   const readiness: ReadinessCheck[] = [];
   const roleHandles: RoleHandle[] = [];
   const openapiParts: NonNullable<RoleHandle['openapi']>[] = [];
@@ -221,6 +223,7 @@ export async function startPostroom(config: Config, opts: StartOptions = {}): Pr
       await relay.stop();
       await broker.close();
       await db.db.destroy();
+      await tracker.flush();
       log.info('stopped');
     },
   };

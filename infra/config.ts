@@ -157,6 +157,13 @@ export const ConfigSchema = Type.Object(
     ),
     HOOKS_FILE: optionalString('JSON file of outbound calls'),
     OUTBOUND_ALLOW_HOSTS: optionalString('Comma list of hosts exempt from the private-address block'),
+    SENTRY_DSN: Type.Optional(
+      Type.String({
+        pattern: '^https?://[^@/]+@[^/]+/.+$',
+        description:
+          'Sentry (or Sentry-compatible) DSN, https://<key>@<host>/<project>: unhandled errors, parked messages and failed jobs are reported there, scrubbed of secrets and mail content',
+      }),
+    ),
     LOG_LEVEL: Type.Union(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
       { default: 'info', description: 'pino log level' },

@@ -17,6 +17,7 @@ import {
   RetryableError,
   ValidationError,
 } from '../errors.js';
+import { errorTracker } from '../error-tracking.js';
 import type { Logger } from '../logger.js';
 import { consumedTotal, handlerSeconds, parkedTotal, retriedTotal } from '../metrics.js';
 import { AckBatcher } from './acks.js';
@@ -96,6 +97,13 @@ export async function startConsumer<T extends EventType>(
       correlationId: typeof header?.correlationId === 'string' ? header.correlationId : null,
     });
     parkedTotal.inc({ queue: def.name, code });
+    errorTracker().parked({
+      consumer: def.name,
+      eventType: typeof header?.type === 'string' ? header.type : null,
+      code,
+      reason,
+      correlationId: typeof header?.correlationId === 'string' ? header.correlationId : null,
+    });
   };
 
   const retry = async (msg: ConsumeMessage, attempt: number, err: unknown) => {

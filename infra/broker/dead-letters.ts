@@ -2,6 +2,7 @@ import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type { Db } from '../db/database.js';
 import { getDeadLetter, markReplayed, parkMessage } from '../db/repositories/dead-letters.repository.js';
 import { PermanentError } from '../errors.js';
+import { errorTracker } from '../error-tracking.js';
 import type { Logger } from '../logger.js';
 import { parkedTotal } from '../metrics.js';
 import { ATTEMPT_HEADER } from './consume.js';
@@ -59,6 +60,13 @@ export async function startDeadLetterCollector(deps: {
         correlationId: typeof header.correlationId === 'string' ? header.correlationId : null,
       });
       parkedTotal.inc({ queue: consumer, code: 'RABBITMQ.DELIVERY_LIMIT' });
+      errorTracker().parked({
+        consumer,
+        eventType: typeof header.type === 'string' ? header.type : null,
+        code: why === 'delivery_limit' ? 'RABBITMQ.DELIVERY_LIMIT' : 'RABBITMQ.DEAD_LETTERED',
+        reason: why,
+        correlationId: typeof header.correlationId === 'string' ? header.correlationId : null,
+      });
       ch.ack(msg);
     } catch (err) {
       log.error({ err }, 'could not record a dead-lettered message; it stays in the dead queue');

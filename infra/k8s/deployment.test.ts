@@ -40,7 +40,6 @@ const NOT_YET_BUILT = new Set<string>([
   'BACKUP_DIR',
   'DRIVE_BACKUP_FOLDER_ID',
   'DRIVE_INTAKE_FOLDER_ID',
-  'SENTRY_DSN',
   'INBOX_DIR',
 ]);
 
