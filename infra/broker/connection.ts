@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
+import { backoffMs } from '../backoff.js';
 import { RetryableError } from '../errors.js';
 import { redactUrl, type Logger } from '../logger.js';
 import { refusedCertificateCode } from '../tls-errors.js';
@@ -283,7 +284,7 @@ export class Broker extends EventEmitter {
     if (this.closing || this.reconnectTimer) return;
     const base = this.opts.reconnectDelayMs ?? 500;
     const max = this.opts.maxReconnectDelayMs ?? 15_000;
-    const delay = Math.min(max, base * 2 ** this.attempt) * (0.5 + Math.random() / 2);
+    const delay = backoffMs({ baseMs: base, maxMs: max }, this.attempt);
     this.attempt += 1;
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
