@@ -28,9 +28,10 @@ export interface UpgradeReport {
  *    messages come back early, once), then the legacy main queue: each message is fetched with
  *    `basic.get`, published to the new queue with a publisher confirm and only then acked, so a crash
  *    in between leaves it in the legacy queue (the consumer inbox absorbs the copy);
- * 3. once empty, each legacy queue is deleted with `if-empty` and `if-unused`: while an older process
- *    still consumes the legacy queue (a rolling upgrade), nothing is deleted, because its retries
- *    still go through the legacy retry queues; the next connect finishes the job.
+ * 3. once empty, the legacy queues are deleted (the retry queues with `if-empty` and `if-unused`, the
+ *    quorum queue after a check, as quorum queues support neither flag): while an older process still
+ *    consumes the legacy queue (a rolling upgrade), nothing is deleted, because its retries still go
+ *    through the legacy retry queues; the next connect finishes the job.
  * Every process runs it at connect; several at once only share the moving.
  */
 export async function upgradeLegacyQueues(
@@ -60,10 +61,26 @@ export async function upgradeLegacyQueues(
     for (const name of retries) report.moved += await move(model, name, target);
     report.moved += await move(model, legacy, target);
     const inUse = ((await inspect(model, legacy))?.consumerCount ?? 0) > 0;
-    for (const name of [...retries, legacy]) {
-      if (inUse || !(await remove(model, name))) report.kept.push(name);
-      else report.deleted.push(name);
+    if (inUse) {
+      report.kept.push(...retries, legacy);
+      continue;
     }
+    // Retry queues first: what expires in them meanwhile lands in the legacy queue, still there.
+    let retriesGone = true;
+    for (const name of retries) {
+      if (await remove(model, name, { ifEmpty: true, ifUnused: true })) report.deleted.push(name);
+      else {
+        report.kept.push(name);
+        retriesGone = false;
+      }
+    }
+    // Quorum queues refuse if-empty and if-unused (540 NOT_IMPLEMENTED, which closes the whole
+    // connection): check by hand. Nothing can reach the legacy queue any more (no bindings, no
+    // retry queue, no consumer), so the check holds.
+    const last = retriesGone ? await inspect(model, legacy) : null;
+    if (last && last.messageCount === 0 && last.consumerCount === 0 && (await remove(model, legacy, {})))
+      report.deleted.push(legacy);
+    else report.kept.push(legacy);
   }
   if (report.moved > 0 || report.deleted.length > 0 || report.kept.length > 0)
     log.info(report, 'upgraded queues of an earlier release to .v2');
@@ -97,11 +114,11 @@ async function inspect(
   }
 }
 
-/** Deletes an empty, unused queue; false when RabbitMQ refuses (a message or consumer came). */
-async function remove(model: ChannelModel, queue: string): Promise<boolean> {
+/** Deletes a queue; false when RabbitMQ refuses (with `ifEmpty`/`ifUnused`: a message or consumer came). */
+async function remove(model: ChannelModel, queue: string, opts: Options.DeleteQueue): Promise<boolean> {
   const ch = await open(model);
   try {
-    await ch.deleteQueue(queue, { ifEmpty: true, ifUnused: true });
+    await ch.deleteQueue(queue, opts);
     return true;
   } catch (err) {
     if ((err as { code?: unknown }).code === 406) return false;
