@@ -356,4 +356,83 @@ describe('outbound calls through the consumer runner, RabbitMQ and MariaDB', () 
     const parked = await listDeadLetters(t.db, { consumer: 'outbound-api' });
     expect(parked.filter((d) => ids.has(d.event_id ?? ''))).toEqual([]);
   });
+
+  it('waits out a receiver down for a simulated hour: every call arrives once afterwards, nothing parked, other hosts not held up', async () => {
+    const down = await target();
+    const healthy = await target();
+    // One simulated hour is 2 s; the retry tiers end at that hour, as the default ones do.
+    const hourMs = 2_000;
+    let outageEnds = Number.POSITIVE_INFINITY;
+    const answered200 = new Map<string, number>();
+    down.reply((req) => {
+      if (Date.now() < outageEnds) return { status: 503 };
+      const key = req.headers['idempotency-key'] as string;
+      answered200.set(key, (answered200.get(key) ?? 0) + 1);
+      return { status: 200 };
+    });
+    await start(
+      [
+        { name: 'down', url: down.url, events: ['email.processed'] },
+        { name: 'healthy', url: healthy.url, events: ['email.processed'] },
+      ],
+      [50, 200, 800, hourMs],
+      { hourMs, breaker: { failureThreshold: 2, coolDownMs: 300, maxCoolDownMs: 1_000 } },
+    );
+    const early = [emailProcessed(), emailProcessed()];
+    for (const e of early) await publish(e);
+    await waitFor(() => down.requests.length >= 2, 10_000, 'the circuit opens');
+    outageEnds = Date.now() + hourMs;
+    const late = Array.from({ length: 18 }, emailProcessed);
+    for (const e of late) await publish(e);
+    const events = [...early, ...late];
+    // The other host gets every call during the outage.
+    await waitFor(
+      () => healthy.requests.length === events.length,
+      15_000,
+      'healthy host called for every event',
+    );
+    expect(Date.now()).toBeLessThan(outageEnds);
+
+    for (const e of events) await waitFor(settled(e.id, 2), 30_000, 'every call final');
+    const calls = (await Promise.all(events.map((e) => callsOf(e.id)))).flat();
+    const downCalls = calls.filter((c) => c.hook === 'down');
+    expect(downCalls.every((c) => c.status === 'succeeded')).toBe(true);
+    // Exactly once: each call was answered 200 once, and only after the outage.
+    expect([...answered200.values()]).toEqual(events.map(() => 1));
+    expect(new Set(answered200.keys())).toEqual(new Set(downCalls.map((c) => c.idempotency_key)));
+    // Deferrals are not attempts: most calls that arrived during the outage were attempted once,
+    // the one time that succeeded; only the probes (one per cool-down) failed first.
+    const lateIds = new Set(late.map((e) => e.id));
+    const once = downCalls.filter((c) => lateIds.has(c.event_id) && c.attempts === 1);
+    expect(once.length).toBeGreaterThanOrEqual(late.length / 2);
+    const ids = new Set(events.map((e) => e.id));
+    const parked = await listDeadLetters(t.db, { consumer: 'outbound-api' });
+    expect(parked.filter((d) => ids.has(d.event_id ?? ''))).toEqual([]);
+    expect(healthy.requests).toHaveLength(events.length);
+  });
+
+  it('delivers every call to a receiver that fails every first attempt, each on its second attempt', async () => {
+    const picky = await target();
+    const seen = new Set<string>();
+    picky.reply((req) => {
+      const key = req.headers['idempotency-key'] as string;
+      if (seen.has(key)) return { status: 200 };
+      seen.add(key);
+      return { status: 503 };
+    });
+    // The default breaker (5 failures open the circuit), with a short cool-down.
+    await start([{ name: 'picky', url: picky.url, events: ['email.processed'] }], [50, 200, 800], {
+      breaker: { coolDownMs: 300 },
+    });
+    const events = Array.from({ length: 40 }, emailProcessed);
+    for (const e of events) await publish(e);
+    // Bounded: 40 calls, a few tiers of at most 800 ms and cool-downs of up to 5 min shortened here.
+    for (const e of events) await waitFor(settled(e.id, 1), 30_000, 'every call final');
+    const calls = (await Promise.all(events.map((e) => callsOf(e.id)))).flat();
+    expect(calls.map((c) => [c.status, c.attempts])).toEqual(events.map(() => ['succeeded', 2]));
+    expect(picky.requests).toHaveLength(2 * events.length);
+    const ids = new Set(events.map((e) => e.id));
+    const parked = await listDeadLetters(t.db, { consumer: 'outbound-api' });
+    expect(parked.filter((d) => ids.has(d.event_id ?? ''))).toEqual([]);
+  });
 });
