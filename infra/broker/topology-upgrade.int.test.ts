@@ -140,19 +140,19 @@ describe('upgrading the queues of an earlier release to .v2 on the real broker',
     await declareLegacy(ch, topology);
     const ns = topology.namespace;
     const all: EmailReceivedV1[] = [];
-    const put = (exchange: string, key: string, e: EmailReceivedV1, attempt: number) =>
+    const put = (exchange: string, key: string, attempt: number) => {
+      const e = emailReceived();
+      all.push(e);
       ch.publish(exchange, key, Buffer.from(JSON.stringify(e)), {
         persistent: true,
         messageId: e.id,
         contentType: 'application/json',
         headers: { [ATTEMPT_HEADER]: attempt },
       });
-    for (let i = 0; i < main; i++)
-      all.push(emailReceived()) && put(names.exchange(ns, 'mail'), 'email.received', all.at(-1)!, 1);
-    for (let i = 0; i < retry0; i++)
-      all.push(emailReceived()) && put('', names.legacyRetryQueue(ns, 'effect', 0), all.at(-1)!, 2);
-    for (let i = 0; i < retry1; i++)
-      all.push(emailReceived()) && put('', names.legacyRetryQueue(ns, 'effect', 1), all.at(-1)!, 3);
+    };
+    for (let i = 0; i < main; i++) put(names.exchange(ns, 'mail'), 'email.received', 1);
+    for (let i = 0; i < retry0; i++) put('', names.legacyRetryQueue(ns, 'effect', 0), 2);
+    for (let i = 0; i < retry1; i++) put('', names.legacyRetryQueue(ns, 'effect', 1), 3);
     await ch.waitForConfirms();
     await ch.close();
     return all;
