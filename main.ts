@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
+import { backoffMs } from './infra/backoff.js';
 import { createMysqlBlobStore } from './infra/blobs/mysql-blob-store.js';
 import { Broker } from './infra/broker/connection.js';
 import { startDeadLetterCollector } from './infra/broker/dead-letters.js';
@@ -97,7 +98,7 @@ async function connectDatabaseWithRetry(
       return await connectDatabase(config.MYSQL_URL, log, { tls });
     } catch (err) {
       if (stopped()) throw err;
-      const delay = Math.min(15_000, 500 * 2 ** Math.min(attempt, 5));
+      const delay = backoffMs({ baseMs: 1_000, maxMs: 15_000, jitter: 0 }, attempt - 1);
       log.warn(
         { err, attempt, url: redactUrl(config.MYSQL_URL), retryInMs: delay },
         mysqlTlsHint(err, tls.mode) ?? 'MySQL is not reachable yet',

@@ -41,6 +41,16 @@ export class RetryableError extends PostroomError {
   }
 }
 
+/**
+ * The work was not tried at all (a host's circuit is open): the runner sends the message back after
+ * `retryAfterMs` without counting an attempt, so waiting out an outage spends no retry tier.
+ */
+export class DeferredError extends RetryableError {
+  constructor(code: string, message: string, options: PostroomErrorOptions & { retryAfterMs: number }) {
+    super(code, message, options);
+  }
+}
+
 /** A failure that will not heal by waiting: the runner parks the message at once with this reason. */
 export class PermanentError extends PostroomError {
   constructor(code: string, message: string, options: PostroomErrorOptions = {}) {

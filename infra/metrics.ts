@@ -15,7 +15,7 @@ export const publishedTotal = new Counter({
 /** Messages taken from a queue and handled, by outcome (`ok`, `duplicate`, `retried`, `parked`). */
 export const consumedTotal = new Counter({
   name: 'postroom_messages_consumed_total',
-  help: 'Messages consumed, by queue and outcome (ok, duplicate, retried, parked)',
+  help: 'Messages consumed, by queue and outcome (ok, duplicate, retried, deferred, parked, error)',
   labelNames: ['queue', 'outcome'] as const,
   registers: [registry],
 });
@@ -64,6 +64,14 @@ export const outboxBatchSeconds = new Histogram({
 export const brokerConnected = new Gauge({
   name: 'postroom_broker_connected',
   help: '1 while the process is connected to RabbitMQ',
+  registers: [registry],
+});
+
+/** Channels RabbitMQ closed while the connection stayed up, reopened (and their consumers re-subscribed). */
+export const channelRecoveriesTotal = new Counter({
+  name: 'postroom_broker_channel_recoveries_total',
+  help: 'Channels RabbitMQ closed under a live connection (a channel error or a consumer cancel) and that were reopened, by channel (publish, consumer)',
+  labelNames: ['channel'] as const,
   registers: [registry],
 });
 

@@ -17,7 +17,15 @@ export interface DriveUploadDeps {
   folderTemplate: string;
   /** Uploads at once (default 4). */
   prefetch?: number;
+  /** Length of an hour of `DRIVE_RETRY_HOURS` in ms (default 3 600 000; tests of outages shorten it). */
+  hourMs?: number;
 }
+
+/**
+ * Hours a Drive failure that may heal (5xx, 429, network) is retried before the attachment is
+ * recorded `failed`: a Drive outage of an hour is waited out with room to spare.
+ */
+export const DRIVE_RETRY_HOURS = 24;
 
 type Outcome = {
   status: 'uploaded' | 'skipped' | 'failed';
@@ -130,6 +138,7 @@ export function createDriveUploadHandler(
     name: 'drive-upload',
     events: ['email.received', 'attachment.analyzed'],
     prefetch: deps.prefetch ?? 4,
+    retryForMs: DRIVE_RETRY_HOURS * (deps.hourMs ?? 3_600_000),
     async handle(event, ctx) {
       if (event.type === 'email.received') {
         const e = event as EmailReceivedV1;

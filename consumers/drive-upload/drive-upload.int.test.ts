@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { consumedTotal } from '../../infra/metrics.js';
 import { createMysqlBlobStore } from '../../infra/blobs/mysql-blob-store.js';
 import type { Broker } from '../../infra/broker/connection.js';
 import { startConsumer, type RunningConsumer } from '../../infra/broker/consume.js';
@@ -297,5 +298,60 @@ describe('drive-upload consumer', () => {
     await waitFor(async () => (await processedEvents(emailId)).length === 1, 15_000, 'email.processed');
     const [e] = await processedEvents(emailId);
     expect(JSON.parse(e!.body).data.attachments).toEqual([]);
+  });
+
+  it('waits out a Drive outage of a simulated hour: every file uploaded once afterwards, nothing failed or parked', async () => {
+    while (running.length) await running.pop()!.stop();
+    const hourMs = 2_000;
+    running.push(
+      await startConsumer(
+        createDriveUploadHandler({
+          store: await newStore(),
+          blobs: createMysqlBlobStore(t.db),
+          folderTemplate: '{yyyy}/{mm}/{from}',
+          hourMs,
+        }),
+        { broker, db: t.db, log },
+      ),
+    );
+    const retried = async () =>
+      (await consumedTotal.get()).values
+        .filter((v) => v.labels['queue'] === 'drive-upload' && v.labels['outcome'] === 'retried')
+        .reduce((a, v) => a + v.value, 0);
+    const before = await retried();
+    fake.failNext({ path: /./, times: 1_000_000, status: 503 });
+    const outageEnds = Date.now() + hourMs;
+    const sent = [];
+    for (let i = 0; i < 3; i++)
+      sent.push(
+        await emailWithAnalyzedAttachment({
+          from: 'outage@example.com',
+          bytes: Buffer.concat([SMALL_PDF, randomBytes(64)]),
+          verdict: 'accepted',
+        }),
+      );
+    await new Promise((r) => setTimeout(r, Math.max(0, outageEnds - Date.now())));
+    const retriesDuringOutage = (await retried()) - before;
+    fake.clearFaults();
+    for (const { attachmentId } of sent)
+      await waitFor(
+        async () => (await attachment(attachmentId)).drive_status === 'uploaded',
+        20_000,
+        'uploaded after the outage',
+      );
+    // More retries than the two per message (three attempts) after which a file used to fail.
+    expect(retriesDuringOutage).toBeGreaterThan(2 * sent.length);
+    for (const { emailId, attachmentId } of sent) {
+      const files = uploadedFiles().filter((f) => f.appProperties?.['attachmentId'] === attachmentId);
+      expect(files).toHaveLength(1);
+      expect((await attachment(attachmentId)).drive_file_id).toBe(files[0]!.id);
+      await waitFor(async () => (await processedEvents(emailId)).length === 1, 10_000, 'email.processed');
+    }
+    const parked = await t.db
+      .selectFrom('dead_letters')
+      .select('id')
+      .where('consumer', '=', 'drive-upload')
+      .execute();
+    expect(parked).toEqual([]);
   });
 });

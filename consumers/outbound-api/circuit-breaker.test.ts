@@ -37,10 +37,11 @@ describe('circuit breaker', () => {
       allowed: false,
       reason: expect.stringContaining('probe is in flight'),
     });
-    b.failure('a');
+    b.failure('a', true);
     expect(b.state('a')).toBe('open');
-    expect(b.acquire('a')).toMatchObject({ allowed: false, retryAfterMs: 10_000 });
-    tick(10_000);
+    // A failed probe keeps the circuit open, twice as long.
+    expect(b.acquire('a')).toMatchObject({ allowed: false, retryAfterMs: 20_000 });
+    tick(20_000);
     expect(b.acquire('a')).toEqual({ allowed: true, probe: true });
     b.success('a');
     expect(b.state('a')).toBe('closed');
@@ -52,7 +53,7 @@ describe('circuit breaker', () => {
     for (let i = 0; i < 3; i++) b.failure('a');
     tick(10_000);
     expect(b.acquire('a')).toMatchObject({ probe: true });
-    b.release('a');
+    b.release('a', true);
     expect(b.acquire('a')).toMatchObject({ allowed: true, probe: true });
   });
 
@@ -66,5 +67,46 @@ describe('circuit breaker', () => {
     });
     tick(5_000);
     expect(b.acquire('a')).toEqual({ allowed: true, probe: false });
+  });
+
+  it('lets retries through an open circuit, not first attempts, and a retry that succeeds closes it', () => {
+    const { b, tick } = setup();
+    for (let i = 0; i < 3; i++) b.failure('a');
+    expect(b.acquire('a')).toMatchObject({ allowed: false });
+    expect(b.acquire('a', true)).toEqual({ allowed: true, probe: false });
+    // A failing retry does not push the probe's time back.
+    tick(4_000);
+    b.failure('a');
+    expect(b.acquire('a')).toMatchObject({ allowed: false, retryAfterMs: 6_000 });
+    expect(b.acquire('a', true)).toEqual({ allowed: true, probe: false });
+    b.success('a');
+    expect(b.acquire('a')).toEqual({ allowed: true, probe: false });
+  });
+
+  it('holds retries too while a host asked to wait', () => {
+    const { b } = setup();
+    b.hold('a', 5_000);
+    expect(b.acquire('a', true)).toMatchObject({ allowed: false, retryAfterMs: 5_000 });
+  });
+
+  it('doubles the cool-down with each failed probe, up to the maximum', () => {
+    let now = 0;
+    const b = new CircuitBreakers({
+      failureThreshold: 1,
+      coolDownMs: 1_000,
+      maxCoolDownMs: 5_000,
+      now: () => now,
+    });
+    b.failure('a');
+    const waits: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const denied = b.acquire('a');
+      if (denied.allowed) throw new Error('expected the circuit open');
+      waits.push(denied.retryAfterMs);
+      now += denied.retryAfterMs;
+      expect(b.acquire('a')).toEqual({ allowed: true, probe: true });
+      b.failure('a', true);
+    }
+    expect(waits).toEqual([1_000, 2_000, 4_000, 5_000, 5_000]);
   });
 });

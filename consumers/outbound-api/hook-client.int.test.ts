@@ -16,6 +16,7 @@ const hook = (url: string, extra: Partial<Hook> = {}): Hook => ({
   headers: {},
   secret: null,
   timeoutMs: 2_000,
+  maxRetryHours: 24,
   ...extra,
 });
 

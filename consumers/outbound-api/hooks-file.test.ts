@@ -26,6 +26,7 @@ describe('HOOKS_FILE', () => {
         headers: { 'X-Api-Key': '...' },
         secret: 'shared-secret',
         timeoutMs: 10000,
+        maxRetryHours: 6,
       },
       { name: 'audit', url: 'http://audit.example/in', events: ['email.received', 'attachment.uploaded'] },
     ]);
@@ -37,8 +38,15 @@ describe('HOOKS_FILE', () => {
       headers: { 'X-Api-Key': '...' },
       secret: 'shared-secret',
       timeoutMs: 10000,
+      maxRetryHours: 6,
     });
-    expect(hooks[1]).toMatchObject({ method: 'POST', headers: {}, secret: null, timeoutMs: 10_000 });
+    expect(hooks[1]).toMatchObject({
+      method: 'POST',
+      headers: {},
+      secret: null,
+      timeoutMs: 10_000,
+      maxRetryHours: 24,
+    });
     expect(Object.isFrozen(hooks[1])).toBe(true);
   });
 
@@ -53,6 +61,7 @@ describe('HOOKS_FILE', () => {
         events: ['email.received'],
         headers: { 'Idempotency-Key': 'x', 'Bad Name': 'v', 'X-Ok': 'a\r\nInjected: 1' },
         timeoutMs: 999_999,
+        maxRetryHours: 0,
       },
       { name: 'extra', url: 'https://x.example/', events: ['email.received'], retries: 3 },
     ]);
@@ -70,6 +79,7 @@ describe('HOOKS_FILE', () => {
         'HOOKS_FILE[2].method: must be one of POST, PUT, PATCH',
         'HOOKS_FILE[2].timeoutMs: must be >= 100',
         'HOOKS_FILE[3].timeoutMs: must be <= 120000',
+        'HOOKS_FILE[3].maxRetryHours: must be >= 0.01',
         'HOOKS_FILE[4]: unknown field "retries"',
       ]),
     );

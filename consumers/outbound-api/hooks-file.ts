@@ -14,6 +14,9 @@ export const HOOK_METHODS = ['POST', 'PUT', 'PATCH'] as const;
 /** Bounds of `timeoutMs` and its default, in milliseconds. */
 export const HOOK_TIMEOUT_MS = { min: 100, max: 120_000, default: 10_000 } as const;
 
+/** Bounds of `maxRetryHours` and its default: how long a failing call is retried before it is parked. */
+export const HOOK_MAX_RETRY_HOURS = { min: 0.01, max: 720, default: 24 } as const;
+
 /** Headers Postroom sets itself; a hook may not override them. */
 const RESERVED_HEADERS = new Set([
   'idempotency-key',
@@ -62,6 +65,14 @@ export const HookEntrySchema = Type.Object(
         description: 'Hard limit of one attempt, DNS to last byte (default 10000)',
       }),
     ),
+    maxRetryHours: Type.Optional(
+      Type.Number({
+        minimum: HOOK_MAX_RETRY_HOURS.min,
+        maximum: HOOK_MAX_RETRY_HOURS.max,
+        description:
+          'How long 5xx, 429 and network errors are retried, from the first attempt, before the call fails and its message is parked (default 24)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -86,6 +97,8 @@ export interface Hook {
   readonly secret: string | null;
   /** Hard limit of one attempt in milliseconds. */
   readonly timeoutMs: number;
+  /** Hours a retryable failure is retried, from the first attempt of the call. */
+  readonly maxRetryHours: number;
 }
 
 const validate = new Ajv({ allErrors: true, strict: true }).compile<HookEntry[]>(HooksFileSchema);
@@ -188,6 +201,7 @@ export function parseHooks(content: unknown): readonly Hook[] {
         headers: Object.freeze({ ...(h.headers ?? {}) }),
         secret: h.secret ?? null,
         timeoutMs: h.timeoutMs ?? HOOK_TIMEOUT_MS.default,
+        maxRetryHours: h.maxRetryHours ?? HOOK_MAX_RETRY_HOURS.default,
       }),
     ),
   );

@@ -12,6 +12,8 @@ export interface OutboundApiOptions {
   resolve?: Resolver;
   /** Circuit breaker thresholds (default: 5 failures open a host for 30 s). */
   breaker?: CircuitBreakerOptions;
+  /** Length of an hour of `maxRetryHours` in ms (default 3 600 000): tests of long outages shorten it. */
+  hourMs?: number;
 }
 
 /**
@@ -49,6 +51,7 @@ export async function startOutboundApi(
     hooks,
     client: { allowHosts, ...(opts.resolve ? { resolve: opts.resolve } : {}) },
     breakers: new CircuitBreakers(opts.breaker),
+    ...(opts.hourMs === undefined ? {} : { hourMs: opts.hourMs }),
   });
   return startConsumer(def, ctx);
 }

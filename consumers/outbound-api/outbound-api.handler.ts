@@ -10,7 +10,7 @@ import {
   type CallStatus,
 } from '../../infra/db/repositories/outbound-calls.repository.js';
 import { appendTimeline } from '../../infra/db/repositories/timeline.repository.js';
-import { RetryableError } from '../../infra/errors.js';
+import { DeferredError, PermanentError, RetryableError } from '../../infra/errors.js';
 import type { CircuitBreakers } from './circuit-breaker.js';
 import { attemptHookCall, type AttemptResult, type HookClientOptions } from './hook-client.js';
 import { HOOKABLE_EVENTS, type Hook } from './hooks-file.js';
@@ -30,12 +30,18 @@ export interface OutboundApiDeps {
   breakers: CircuitBreakers;
   /** Messages in flight at once (default 16). */
   prefetch?: number;
+  /** Length of an hour of `maxRetryHours` in milliseconds (default 3 600 000; tests shorten it). */
+  hourMs?: number;
 }
 
-/** A hook whose call must wait for a later delivery of the message. */
+/** A hook whose call must wait for a later delivery of the message, or that ran out of time. */
 interface Waiting {
   why: string;
   retryAfterMs?: number;
+  /** Not attempted: its circuit is open (the wait is not an attempt). */
+  deferred?: boolean;
+  /** Ran out of retry time: final, and the message is parked so a replay can try again. */
+  gaveUp?: boolean;
 }
 
 /** The email an event belongs to: `data.emailId` where the event has one. */
@@ -50,14 +56,22 @@ const hostOf = (url: string) => new URL(url).host;
  * Consumes every event a hook may name and calls the hooks of its type. Each (hook, event) pair is a
  * `calls` row, recorded `pending` on arrival; each try is a `call_attempts` row. A call that
  * succeeded, or failed for good (3xx, 4xx other than 429, a refused target), is never made again on
- * a redelivery; the others are retried with the message, through the runner's delay tiers, and
- * marked `failed` on its last attempt, after which the message is parked (a replay tries them again).
- * Every final call publishes `outbound.completed` and, for an email, adds to its timeline.
+ * a redelivery; the others are retried with the message, through the runner's delay tiers, for the
+ * hook's `maxRetryHours` since the message's first attempt (the last tier, an hour, repeats), then
+ * marked `failed` and the message is parked (a replay tries them again). A call whose host circuit is
+ * open is deferred, not attempted: the message comes back when the circuit may let it through,
+ * without spending an attempt. Every final call publishes `outbound.completed` and, for an email,
+ * adds to its timeline.
  */
 export function createOutboundApiHandler(deps: OutboundApiDeps): ConsumerDefinition<EventType> {
   const byType = new Map<EventType, Hook[]>();
   for (const h of deps.hooks) for (const e of h.events) byType.set(e, [...(byType.get(e) ?? []), h]);
   const hosts = new Map(deps.hooks.map((h) => [h.name, hostOf(h.url)]));
+  const hourMs = deps.hourMs ?? 3_600_000;
+  const budgetMs = (h: Hook) => h.maxRetryHours * hourMs;
+  const budgetOfType = new Map(
+    [...byType].map(([type, hooks]) => [type, Math.max(0, ...hooks.map(budgetMs))] as const),
+  );
 
   /** Records one attempt; on a final state also the completion event and the timeline, atomically. */
   const record = async (
@@ -114,18 +128,24 @@ export function createOutboundApiHandler(deps: OutboundApiDeps): ConsumerDefinit
     if (call.status === 'succeeded') return null;
     if (call.status === 'failed') {
       // Failed for good stays failed; a call that only ran out of retries is tried again when its
-      // parked message is replayed.
+      // parked message is replayed (a replay starts again at attempt 1). Until then, it keeps the
+      // message headed for parking.
       if (!call.last_error?.startsWith(GAVE_UP)) return null;
+      if (ctx.attempt > 1) return { why: `${hook.name}: ${call.last_error}`, gaveUp: true };
       if (await reopenCall(ctx.db, call.id))
         log.info('replay: the call that ran out of retries is tried again');
     }
     const host = hosts.get(hook.name)!;
+    const last = ctx.lastAttempt || Date.now() - ctx.since >= budgetMs(hook);
     // The last attempt goes through whatever the circuit says: a call is not given up on untried.
-    const permit = ctx.lastAttempt ? ({ allowed: true, probe: false } as const) : deps.breakers.acquire(host);
+    // A call attempted before passes an open circuit (see CircuitBreakers).
+    const permit = last
+      ? ({ allowed: true, probe: false } as const)
+      : deps.breakers.acquire(host, call.attempts > 0);
     if (!permit.allowed) {
       outboundDeferredTotal.inc({ hook: hook.name });
       log.info({ retryAfterMs: permit.retryAfterMs }, `call deferred: ${permit.reason}`);
-      return { why: `${hook.name}: ${permit.reason}`, retryAfterMs: permit.retryAfterMs };
+      return { why: `${hook.name}: ${permit.reason}`, retryAfterMs: permit.retryAfterMs, deferred: true };
     }
     let result: AttemptResult | undefined;
     try {
@@ -136,15 +156,15 @@ export function createOutboundApiHandler(deps: OutboundApiDeps): ConsumerDefinit
       );
     } finally {
       if (result?.host === 'up') deps.breakers.success(host);
-      else if (result?.host === 'down') deps.breakers.failure(host);
-      else deps.breakers.release(host);
+      else if (result?.host === 'down') deps.breakers.failure(host, permit.probe);
+      else deps.breakers.release(host, permit.probe);
     }
     if (result.outcome === 'retry' && result.retryAfterMs !== undefined)
       deps.breakers.hold(host, result.retryAfterMs);
     outboundAttemptsTotal.inc({ hook: hook.name, outcome: result.outcome });
     outboundAttemptSeconds.observe({ hook: hook.name }, result.durationMs / 1000);
 
-    const gaveUp = result.outcome === 'retry' && ctx.lastAttempt;
+    const gaveUp = result.outcome === 'retry' && last;
     const status: CallStatus =
       result.outcome === 'succeeded'
         ? 'succeeded'
@@ -163,7 +183,8 @@ export function createOutboundApiHandler(deps: OutboundApiDeps): ConsumerDefinit
       );
     if (status === 'succeeded' || (status === 'failed' && !gaveUp)) return null;
     return {
-      why: error ?? 'failed',
+      why: gaveUp ? `${hook.name}: ${error}` : (error ?? 'failed'),
+      ...(gaveUp ? { gaveUp } : {}),
       ...(result.retryAfterMs === undefined ? {} : { retryAfterMs: result.retryAfterMs }),
     };
   };
@@ -172,6 +193,8 @@ export function createOutboundApiHandler(deps: OutboundApiDeps): ConsumerDefinit
     name: 'outbound-api',
     events: HOOKABLE_EVENTS,
     prefetch: deps.prefetch ?? 16,
+    // The message lives as long as its longest-lived hook; each call gives up at its own budget.
+    retryForMs: (event) => budgetOfType.get(event.type) ?? 0,
     async handle(event, ctx) {
       const hooks = byType.get(event.type) ?? [];
       if (hooks.length === 0) return;
@@ -192,13 +215,25 @@ export function createOutboundApiHandler(deps: OutboundApiDeps): ConsumerDefinit
       const settled = await Promise.allSettled(hooks.map((h) => run(h, calls.get(h.name)!, body, ctx)));
       const failure = settled.find((s) => s.status === 'rejected');
       if (failure) throw failure.reason;
-      const waiting = settled.flatMap((s) => (s.status === 'fulfilled' && s.value ? [s.value] : []));
-      if (waiting.length === 0) return;
+      const outcomes = settled.flatMap((s) => (s.status === 'fulfilled' && s.value ? [s.value] : []));
+      const waiting = outcomes.filter((w) => !w.gaveUp);
+      const gaveUp = outcomes.filter((w) => w.gaveUp);
+      if (waiting.length === 0) {
+        if (gaveUp.length === 0) return;
+        throw new PermanentError(GAVE_UP, gaveUp.map((w) => w.why).join('; '), {
+          details: { hooks: gaveUp.length },
+        });
+      }
       // One message carries every hook of the event, so it waits for the longest wait asked for.
+      // Only when no call was attempted is it a deferral, which does not count as an attempt.
       const asked = waiting.flatMap((w) => (w.retryAfterMs === undefined ? [] : [w.retryAfterMs]));
-      throw new RetryableError('OUTBOUND.RETRY', waiting.map((w) => w.why).join('; '), {
+      const why = waiting.map((w) => w.why).join('; ');
+      const details = { details: { hooks: waiting.length } };
+      if (waiting.every((w) => w.deferred))
+        throw new DeferredError('OUTBOUND.DEFERRED', why, { retryAfterMs: Math.max(...asked), ...details });
+      throw new RetryableError('OUTBOUND.RETRY', why, {
         ...(asked.length ? { retryAfterMs: Math.max(...asked) } : {}),
-        details: { hooks: waiting.length },
+        ...details,
       });
     },
   };

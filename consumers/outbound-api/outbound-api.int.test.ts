@@ -229,17 +229,19 @@ describe('outbound calls through the consumer runner, RabbitMQ and MariaDB', () 
     expect(await listDeadLetters(t.db, { consumer: 'outbound-api' })).toEqual([]);
   });
 
-  it('records a call failed when its retries run out, parks the message, and a replay tries only that call again', async () => {
+  it('records a call failed when its retry time runs out, parks the message, and a replay tries only that call again', async () => {
     const down = await target();
     const picky = await target();
     down.reply({ status: 500, body: 'boom' });
     picky.reply({ status: 422, body: 'no such customer' });
+    // maxRetryHours 0.5 of a 1-second hour: half a second of retries.
     await start(
       [
-        { name: 'down', url: down.url, events: ['email.processed'] },
+        { name: 'down', url: down.url, events: ['email.processed'], maxRetryHours: 0.5 },
         { name: 'picky', url: picky.url, events: ['email.processed'] },
       ],
       [100, 200],
+      { hourMs: 1_000 },
     );
     const e = emailProcessed();
     await publish(e);
@@ -253,12 +255,17 @@ describe('outbound calls through the consumer runner, RabbitMQ and MariaDB', () 
       15_000,
       'parked',
     );
-    expect(dl!.reason).toMatch(/gave up after 3 attempts: OUTBOUND\.RETRY: OUTBOUND\.GAVE_UP/);
+    expect(dl!.reason).toMatch(/^OUTBOUND\.GAVE_UP: down: OUTBOUND\.GAVE_UP: no attempts left/);
     const rows = await callsOf(e.id);
-    expect(rows.map((r) => [r.hook, r.status, r.attempts, r.last_status_code])).toEqual([
-      ['down', 'failed', 3, 500],
-      ['picky', 'failed', 1, 422],
+    const tries = rows[0]!.attempts;
+    // Half a second of 100 and 200 ms tiers: retried until then, once more after it, then given up.
+    expect(tries).toBeGreaterThanOrEqual(2);
+    expect(down.requests).toHaveLength(tries);
+    expect(rows.map((r) => [r.hook, r.status, r.last_status_code])).toEqual([
+      ['down', 'failed', 500],
+      ['picky', 'failed', 422],
     ]);
+    expect(rows[1]?.attempts).toBe(1);
     expect(rows[0]?.last_error).toBe(
       'OUTBOUND.GAVE_UP: no attempts left after OUTBOUND.HTTP_500: down answered 500: boom',
     );
@@ -266,7 +273,7 @@ describe('outbound calls through the consumer runner, RabbitMQ and MariaDB', () 
     expect(picky.requests).toHaveLength(1);
     const failed = await completions(e.id);
     expect(failed.map((c) => [c.data.hook, c.data.status, c.data.attempts])).toEqual([
-      ['down', 'failed', 3],
+      ['down', 'failed', tries],
       ['picky', 'failed', 1],
     ]);
 
@@ -279,15 +286,15 @@ describe('outbound calls through the consumer runner, RabbitMQ and MariaDB', () 
     );
     const after = await callsOf(e.id);
     expect(after.map((r) => [r.hook, r.status, r.attempts, r.last_status_code])).toEqual([
-      ['down', 'succeeded', 4, 204],
+      ['down', 'succeeded', tries + 1, 204],
       ['picky', 'failed', 1, 422],
     ]);
     expect(picky.requests).toHaveLength(1);
     expect(new Set(down.requests.map((r) => r.headers['idempotency-key'])).size).toBe(1);
-    expect(down.requests).toHaveLength(4);
+    expect(down.requests).toHaveLength(tries + 1);
   });
 
-  it('opens a host circuit after consecutive failures, defers its calls without connecting, then half-opens and closes', async () => {
+  it('opens a host circuit after consecutive failures, defers first attempts without connecting, lets retries through, then half-opens and closes', async () => {
     const sick = await target();
     const healthy = await target();
     sick.reply({ status: 502 });
@@ -310,35 +317,124 @@ describe('outbound calls through the consumer runner, RabbitMQ and MariaDB', () 
     // Every event reaches the healthy host at once, whatever happens to the sick one.
     await waitFor(() => healthy.requests.length === 4, 10_000, 'healthy host called for every event');
     await new Promise((r) => setTimeout(r, 500));
-    // Open: no request reached the sick host during the cool-down.
-    expect(sick.requests).toHaveLength(2);
-    const deferred = await t.db
-      .selectFrom('calls')
-      .select(['attempts'])
-      .where('hook', '=', 'sick')
-      .where('status', '=', 'pending')
-      .execute();
-    expect(deferred.filter((r) => r.attempts === 0).length).toBeGreaterThanOrEqual(2);
+    const keyOf = async (e: EmailProcessedV1) => (await callsOf(e.id)).find((r) => r.hook === 'sick')!;
+    const opened = [await keyOf(events[0]!), await keyOf(events[1]!)];
+    const deferred = [await keyOf(events[2]!), await keyOf(events[3]!)];
+    // Open: the calls that failed keep retrying on their own backoff; the new ones were deferred
+    // without an attempt and without a connection.
+    const keys = (reqs: typeof sick.requests) => new Set(reqs.map((r) => r.headers['idempotency-key']));
+    expect([...keys(sick.requests)].sort()).toEqual(opened.map((c) => c.idempotency_key).sort());
+    expect(deferred.map((c) => [c.status, c.attempts])).toEqual([
+      ['pending', 0],
+      ['pending', 0],
+    ]);
 
-    // The probe answers slowly: while it is in flight, no other call may reach the host.
-    sick.reply({ status: 200, delayMs: 400 }, { status: 200 });
+    sick.reply({ status: 200 });
     for (const e of events) await waitFor(settled(e.id, 2), 20_000, 'all calls final');
-    // Half-open: the first request after the cool-down is a single probe; the rest follow its success.
-    const later = sick.requests.slice(2);
-    expect(later[0]!.at - openedAt).toBeGreaterThanOrEqual(coolDownMs - 50);
-    expect(later[1]!.at - later[0]!.at).toBeGreaterThanOrEqual(390);
+    // The deferred calls went no sooner than the cool-down after the circuit opened, once each.
+    const deferredKeys = new Set(deferred.map((c) => c.idempotency_key));
+    const late = sick.requests.filter((r) => deferredKeys.has(r.headers['idempotency-key'] as string));
+    expect(late).toHaveLength(2);
+    expect(Math.min(...late.map((r) => r.at)) - openedAt).toBeGreaterThanOrEqual(coolDownMs - 50);
     const rows = await t.db
       .selectFrom('calls')
-      .select(['status'])
+      .select(['status', 'attempts'])
       .where('hook', '=', 'sick')
       .where(
         'event_id',
         'in',
-        events.map((e) => e.id),
+        deferred.map((c) => c.event_id),
       )
       .execute();
-    expect(rows.every((r) => r.status === 'succeeded')).toBe(true);
-    expect(sick.requests).toHaveLength(6); // two failures, then one success per event
+    expect(rows).toEqual([
+      { status: 'succeeded', attempts: 1 },
+      { status: 'succeeded', attempts: 1 },
+    ]);
     expect(healthy.requests).toHaveLength(4);
+    const ids = new Set(events.map((e) => e.id));
+    const parked = await listDeadLetters(t.db, { consumer: 'outbound-api' });
+    expect(parked.filter((d) => ids.has(d.event_id ?? ''))).toEqual([]);
+  });
+
+  it('waits out a receiver down for a simulated hour: every call arrives once afterwards, nothing parked, other hosts not held up', async () => {
+    const down = await target();
+    const healthy = await target();
+    // One simulated hour is 2 s; the retry tiers end at that hour, as the default ones do.
+    const hourMs = 2_000;
+    let outageEnds = Number.POSITIVE_INFINITY;
+    const answered200 = new Map<string, number>();
+    down.reply((req) => {
+      if (Date.now() < outageEnds) return { status: 503 };
+      const key = req.headers['idempotency-key'] as string;
+      answered200.set(key, (answered200.get(key) ?? 0) + 1);
+      return { status: 200 };
+    });
+    await start(
+      [
+        { name: 'down', url: down.url, events: ['email.processed'] },
+        { name: 'healthy', url: healthy.url, events: ['email.processed'] },
+      ],
+      [50, 200, 800, hourMs],
+      { hourMs, breaker: { failureThreshold: 2, coolDownMs: 300, maxCoolDownMs: 1_000 } },
+    );
+    const early = [emailProcessed(), emailProcessed()];
+    for (const e of early) await publish(e);
+    await waitFor(() => down.requests.length >= 2, 10_000, 'the circuit opens');
+    const outageStarted = Date.now();
+    const late = Array.from({ length: 18 }, emailProcessed);
+    for (const e of late) await publish(e);
+    const events = [...early, ...late];
+    // The other host gets every call while the receiver is still down.
+    await waitFor(
+      () => healthy.requests.length === events.length,
+      15_000,
+      'healthy host called for every event',
+    );
+    expect(answered200.size).toBe(0);
+    // The receiver comes back after a simulated hour (at least).
+    await new Promise((r) => setTimeout(r, Math.max(0, outageStarted + hourMs - Date.now())));
+    outageEnds = Date.now();
+
+    for (const e of events) await waitFor(settled(e.id, 2), 30_000, 'every call final');
+    const calls = (await Promise.all(events.map((e) => callsOf(e.id)))).flat();
+    const downCalls = calls.filter((c) => c.hook === 'down');
+    expect(downCalls.every((c) => c.status === 'succeeded')).toBe(true);
+    // Exactly once: each call was answered 200 once, and only after the outage.
+    expect([...answered200.values()]).toEqual(events.map(() => 1));
+    expect(new Set(answered200.keys())).toEqual(new Set(downCalls.map((c) => c.idempotency_key)));
+    // Deferrals are not attempts: most calls that arrived during the outage were attempted once,
+    // the one time that succeeded; only the probes (one per cool-down) failed first.
+    const lateIds = new Set(late.map((e) => e.id));
+    const once = downCalls.filter((c) => lateIds.has(c.event_id) && c.attempts === 1);
+    expect(once.length).toBeGreaterThanOrEqual(late.length / 2);
+    const ids = new Set(events.map((e) => e.id));
+    const parked = await listDeadLetters(t.db, { consumer: 'outbound-api' });
+    expect(parked.filter((d) => ids.has(d.event_id ?? ''))).toEqual([]);
+    expect(healthy.requests).toHaveLength(events.length);
+  });
+
+  it('delivers every call to a receiver that fails every first attempt, each on its second attempt', async () => {
+    const picky = await target();
+    const seen = new Set<string>();
+    picky.reply((req) => {
+      const key = req.headers['idempotency-key'] as string;
+      if (seen.has(key)) return { status: 200 };
+      seen.add(key);
+      return { status: 503 };
+    });
+    // The default breaker (5 failures open the circuit), with a short cool-down.
+    await start([{ name: 'picky', url: picky.url, events: ['email.processed'] }], [50, 200, 800], {
+      breaker: { coolDownMs: 300 },
+    });
+    const events = Array.from({ length: 40 }, emailProcessed);
+    for (const e of events) await publish(e);
+    // Bounded: 40 calls, a few tiers of at most 800 ms and cool-downs of up to 5 min shortened here.
+    for (const e of events) await waitFor(settled(e.id, 1), 30_000, 'every call final');
+    const calls = (await Promise.all(events.map((e) => callsOf(e.id)))).flat();
+    expect(calls.map((c) => [c.status, c.attempts])).toEqual(events.map(() => ['succeeded', 2]));
+    expect(picky.requests).toHaveLength(2 * events.length);
+    const ids = new Set(events.map((e) => e.id));
+    const parked = await listDeadLetters(t.db, { consumer: 'outbound-api' });
+    expect(parked.filter((d) => ids.has(d.event_id ?? ''))).toEqual([]);
   });
 });

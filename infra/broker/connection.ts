@@ -1,9 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
+import { backoffMs } from '../backoff.js';
 import { RetryableError } from '../errors.js';
 import { redactUrl, type Logger } from '../logger.js';
+import { channelRecoveriesTotal } from '../metrics.js';
 import { refusedCertificateCode } from '../tls-errors.js';
 import { declareTopology, type Topology } from './topology.js';
+import { upgradeLegacyQueues } from './topology-upgrade.js';
 
 /** Options of the broker connection. */
 export interface BrokerOptions {
@@ -38,7 +41,13 @@ export type SetupFn = (model: ChannelModel) => Promise<void>;
  * channel, publishes on a confirm channel with a confirm timeout of its own (amqplib's callbacks can
  * hang when a connection drops) and waits for `drain` when the socket buffer is full.
  *
- * Events: `connected`, `disconnected` (with the error).
+ * RabbitMQ may also close one channel and keep the connection (an unknown delivery tag, a
+ * precondition failure, a missing exchange, a consumer cancelled because its queue went): the
+ * publishing channel is then reopened at once, and `recover` re-runs a consumer's setup on the same
+ * connection, each with the metric `postroom_broker_channel_recoveries_total` and a log line.
+ *
+ * Events: `connected`, `disconnected` (with the error), `channel-reopened` (after a recovery),
+ * `channel-opened` (`{ purpose, channel }` for each consumer channel; tests provoke errors on it).
  */
 export class Broker extends EventEmitter {
   private model: ChannelModel | null = null;
@@ -225,17 +234,13 @@ export class Broker extends EventEmitter {
       setupChannel.on('error', (err: Error) => this.log.warn({ err }, 'setup channel error'));
       await declareTopology(setupChannel, this.opts.topology);
       await setupChannel.close();
-      const pub = await model.createConfirmChannel();
-      pub.on('error', (err: Error) => this.log.warn({ err }, 'publish channel error'));
-      pub.on('drain', () => {
-        const waiters = this.drainWaiters;
-        this.drainWaiters = [];
-        for (const w of waiters) w();
-      });
-      pub.on('close', () => {
-        if (this.pubChannel === pub) this.pubChannel = null;
-        this.failPending(new Error('publish channel closed'));
-      });
+      try {
+        await upgradeLegacyQueues(model, this.opts.topology, this.log);
+      } catch (err) {
+        // The new queues are declared and used either way; the legacy ones wait for the next connect.
+        this.log.warn({ err }, 'could not empty the queues of an earlier release yet');
+      }
+      const pub = await this.openPublishChannel(model);
       if (this.closing) {
         await model.close().catch(() => undefined);
         return;
@@ -265,6 +270,76 @@ export class Broker extends EventEmitter {
     }
   }
 
+  /**
+   * Opens the confirm channel publishes go through. When RabbitMQ closes it under a live connection
+   * (publishing to an exchange that is gone, say), the confirms waiting on it fail (their callers
+   * retry) and a new one is opened, so the relay does not stall until the TCP connection drops.
+   */
+  private async openPublishChannel(model: ChannelModel): Promise<ConfirmChannel> {
+    const pub = await model.createConfirmChannel();
+    pub.on('error', (err: Error) => this.log.warn({ err }, 'publish channel error'));
+    pub.on('drain', () => {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const w of waiters) w();
+    });
+    pub.on('close', () => {
+      if (this.pubChannel !== pub) return;
+      this.pubChannel = null;
+      this.failPending(new Error('publish channel closed'));
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const w of waiters) w();
+      this.recoverOn(model, 'publish', async (m) => {
+        const next = await this.openPublishChannel(m);
+        if (this.model === m && !this.closing) this.pubChannel = next;
+        else await next.close().catch(() => undefined);
+      });
+    });
+    return pub;
+  }
+
+  /**
+   * Re-runs a setup after RabbitMQ closed its channel (or cancelled its consumer) while the
+   * connection stayed up: the topology is declared again first (a cancel often means the queue was
+   * deleted), then `fn` runs. Nothing happens when the connection itself is going: the reconnect
+   * re-runs every setup. Repeated failures back off up to `maxReconnectDelayMs`.
+   */
+  recover(fn: SetupFn, channel = 'consumer'): void {
+    const model = this.model;
+    if (!model || !this.setups.has(fn)) return;
+    this.recoverOn(model, channel, async (m) => {
+      if (this.setups.has(fn)) await fn(m);
+    });
+  }
+
+  private recoverOn(model: ChannelModel, channel: string, work: SetupFn, attempt = 0): void {
+    const delay = backoffMs(
+      { baseMs: this.opts.reconnectDelayMs ?? 500, maxMs: this.opts.maxReconnectDelayMs ?? 15_000 },
+      attempt,
+    );
+    // Waiting also lets a connection that is closing say so first: its channels close before it does.
+    const timer = setTimeout(() => {
+      if (this.model !== model || this.closing) return;
+      void (async () => {
+        try {
+          const ch = await model.createChannel();
+          ch.on('error', (err: Error) => this.log.warn({ err }, 'setup channel error'));
+          await declareTopology(ch, this.opts.topology);
+          await ch.close();
+          await work(model);
+          channelRecoveriesTotal.inc({ channel });
+          this.log.warn({ channel, attempt: attempt + 1 }, 'RabbitMQ closed a channel; reopened it');
+          this.emit('channel-reopened', channel);
+        } catch (err) {
+          this.log.warn({ err, channel, attempt: attempt + 1 }, 'could not reopen a channel yet');
+          this.recoverOn(model, channel, work, attempt + 1);
+        }
+      })();
+    }, delay);
+    timer.unref();
+  }
+
   private onClose(model: ChannelModel, err?: Error): void {
     if (this.model !== model) return;
     this.model = null;
@@ -283,7 +358,7 @@ export class Broker extends EventEmitter {
     if (this.closing || this.reconnectTimer) return;
     const base = this.opts.reconnectDelayMs ?? 500;
     const max = this.opts.maxReconnectDelayMs ?? 15_000;
-    const delay = Math.min(max, base * 2 ** this.attempt) * (0.5 + Math.random() / 2);
+    const delay = backoffMs({ baseMs: base, maxMs: max }, this.attempt);
     this.attempt += 1;
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;

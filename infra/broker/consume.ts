@@ -9,7 +9,9 @@ import {
 } from '../../contracts/index.js';
 import { isDuplicateKey, type Db } from '../db/database.js';
 import { parkMessage } from '../db/repositories/dead-letters.repository.js';
+import { backoffMs } from '../backoff.js';
 import {
+  DeferredError,
   describeError,
   isRetryable,
   PermanentError,
@@ -32,6 +34,35 @@ import { names } from './topology.js';
 export const ATTEMPT_HEADER = 'x-postroom-attempt';
 /** Header carrying the last error of a retried message. */
 export const LAST_ERROR_HEADER = 'x-postroom-last-error';
+/** Header carrying when the message was first handled (epoch ms): the start of its retry budget. */
+export const FIRST_AT_HEADER = 'x-postroom-first-at';
+
+/** Share of a retry tier's delay drawn at random, so messages that failed together spread out. */
+const TIER_JITTER = 0.25;
+
+/**
+ * Where and how long a message waits before it comes back. Each tier queue holds messages whose own
+ * `expiration` is at most the tier's delay: RabbitMQ expires only the head of a queue, so a message
+ * behind a longer-lived one waits at most the tier's delay, never longer. A real failure waits the
+ * tier of its attempt (or a later one, when the failure asked for longer), shortened by up to a
+ * quarter at random; a deferral (`DeferredError`, nothing was tried) waits what it asked for, in the
+ * first tier long enough, so an open circuit costs its cool-down and not the longest tier.
+ */
+export function retryWait(
+  tiers: readonly number[],
+  attempt: number,
+  err: unknown,
+  random: () => number = Math.random,
+): { tier: number; waitMs: number } {
+  const last = tiers.length - 1;
+  const wanted = err instanceof RetryableError ? (err.retryAfterMs ?? 0) : 0;
+  const deferred = err instanceof DeferredError;
+  let tier = deferred ? 0 : Math.min(Math.max(0, attempt - 1), last);
+  while (tier < last && (tiers[tier] ?? 0) < wanted) tier += 1;
+  const delay = tiers[tier] ?? 0;
+  const own = deferred ? 0 : backoffMs({ baseMs: delay, maxMs: delay, jitter: TIER_JITTER }, 0, 0, random);
+  return { tier, waitMs: Math.max(1, Math.round(Math.min(delay, Math.max(own, wanted)))) };
+}
 
 const validateHeader = ajv.compile(EnvelopeHeader);
 
@@ -106,25 +137,32 @@ export async function startConsumer<T extends EventType>(
     });
   };
 
-  const retry = async (msg: ConsumeMessage, attempt: number, err: unknown) => {
-    const wanted = err instanceof RetryableError ? (err.retryAfterMs ?? 0) : 0;
-    let tier = Math.min(attempt - 1, tiers.length - 1);
-    while (tier < tiers.length - 1 && (tiers[tier] ?? 0) < wanted) tier += 1;
+  // A deferral is not an attempt: the message comes back with the same attempt number. The ack of
+  // the old delivery and the publish of the new message also keep RabbitMQ's delivery count (the
+  // delivery limit) for crashes only.
+  const retry = async (msg: ConsumeMessage, attempt: number, since: number, err: unknown) => {
+    const { tier, waitMs } = retryWait(tiers, attempt, err);
+    const deferred = err instanceof DeferredError;
     await broker.publish('', names.retryQueue(ns, def.name, tier), msg.content, {
       ...msg.properties,
+      expiration: String(waitMs),
       headers: {
         ...msg.properties.headers,
-        [ATTEMPT_HEADER]: attempt + 1,
+        [ATTEMPT_HEADER]: deferred ? attempt : attempt + 1,
+        [FIRST_AT_HEADER]: since,
         [LAST_ERROR_HEADER]: describeError(err).slice(0, 500),
       },
       persistent: true,
     });
     retriedTotal.inc({ queue: def.name, tier: String(tier) });
+    return { deferred, waitMs };
   };
 
   const handle = async (ch: Channel, acks: AckBatcher, msg: ConsumeMessage): Promise<void> => {
     const started = process.hrtime.bigint();
     const attempt = Number(msg.properties.headers?.[ATTEMPT_HEADER] ?? 1) || 1;
+    const since = Number(msg.properties.headers?.[FIRST_AT_HEADER] ?? 0) || Date.now();
+    let lastAttempt = attempt >= maxAttempts;
     let header: EnvelopeHeader | null = null;
     let outcome = 'ok';
     // The event's own logger, made on first use: most messages log nothing.
@@ -166,6 +204,10 @@ export async function startConsumer<T extends EventType>(
       }
       header = parsed as EnvelopeHeader;
       const event = parsed as AnyEvent;
+      // A consumer with a time budget retries until the budget since the first attempt is spent,
+      // however many attempts that takes (the last tier repeats); the others count attempts.
+      const budgetMs = typeof def.retryForMs === 'function' ? def.retryForMs(event as never) : def.retryForMs;
+      if (budgetMs !== undefined) lastAttempt = Date.now() - since >= budgetMs;
 
       // A first delivery is almost never a repeat, and the inbox insert in the commit catches the
       // rare one (an outbox batch published twice): look the inbox up first only for redeliveries
@@ -193,7 +235,8 @@ export async function startConsumer<T extends EventType>(
         },
         db,
         attempt,
-        lastAttempt: attempt >= maxAttempts,
+        since,
+        lastAttempt,
         current: event as never,
         event: (type, data) =>
           createEvent(type, data, { correlationId: event.correlationId, causationId: event.id }),
@@ -236,15 +279,19 @@ export async function startConsumer<T extends EventType>(
       const permanent = !isRetryable(err);
       const reason = describeError(err);
       try {
-        if (permanent || attempt >= maxAttempts) {
+        if (permanent || lastAttempt) {
           outcome = 'parked';
           const why = permanent ? reason : `gave up after ${attempt} attempts: ${reason}`;
           await park(msg, why, attempt, header, err instanceof PostroomError ? err.code : 'UNKNOWN');
           mlog().warn({ err, attempt }, 'message parked as dead letter');
         } else {
           outcome = 'retried';
-          await retry(msg, attempt, err);
-          mlog().info({ err, attempt }, 'handler failed; retrying later');
+          const { deferred, waitMs } = await retry(msg, attempt, since, err);
+          if (deferred) outcome = 'deferred';
+          mlog().info(
+            { err, attempt, waitMs },
+            deferred ? 'handler deferred the message; it comes back later' : 'handler failed; retrying later',
+          );
         }
         acks.ack(msg);
       } catch (err2) {
@@ -274,6 +321,10 @@ export async function startConsumer<T extends EventType>(
       if (channel !== ch) return;
       channel = null;
       channelAcks = null;
+      // RabbitMQ closed this channel (an unknown delivery tag, a precondition failure) or the whole
+      // connection went: the broker re-subscribes in the first case, the reconnect in the second.
+      // Unacked messages go back to the queue; the inbox absorbs the repeats.
+      if (!stopping) broker.recover(setup);
     });
     await ch.prefetch(def.prefetch ?? 16);
     const acks = new AckBatcher(ch, (err) =>
@@ -281,7 +332,10 @@ export async function startConsumer<T extends EventType>(
     );
     const reply = await ch.consume(queue, (msg) => {
       if (!msg) {
-        log.warn('consumer cancelled by RabbitMQ (queue deleted?)');
+        // RabbitMQ cancelled the consumer (its queue was deleted, or its leader moved): closing the
+        // channel re-subscribes through the close handler, on a new channel.
+        log.warn({ queue }, 'consumer cancelled by RabbitMQ; re-subscribing');
+        void ch.close().catch((err: unknown) => log.debug({ err }, 'close after cancel'));
         return;
       }
       acks.delivered(msg);
@@ -294,6 +348,7 @@ export async function startConsumer<T extends EventType>(
     channel = ch;
     channelAcks = acks;
     consumerTag = reply.consumerTag;
+    broker.emit('channel-opened', { purpose: def.name, channel: ch });
     log.info({ queue, prefetch: def.prefetch ?? 16 }, 'consuming');
   };
   await broker.addSetup(setup);

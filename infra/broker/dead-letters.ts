@@ -22,7 +22,6 @@ export async function startDeadLetterCollector(deps: {
 }): Promise<{ stop(): Promise<void> }> {
   const { broker, db } = deps;
   const log = deps.log.child({ module: 'dead-letter-collector' });
-  const prefix = `${broker.namespace}.`;
   let channel: Channel | null = null;
   const onMessage = async (ch: Channel, msg: ConsumeMessage) => {
     const deaths = (msg.properties.headers?.['x-death'] ?? []) as {
@@ -33,7 +32,7 @@ export async function startDeadLetterCollector(deps: {
     // x-death lists the most recent death first (a retried message also died once in a retry queue).
     const last = deaths[0];
     const queueFull = String(last?.queue ?? msg.properties.headers?.['x-first-death-queue'] ?? 'unknown');
-    const consumer = queueFull.startsWith(prefix) ? queueFull.slice(prefix.length) : queueFull;
+    const consumer = names.consumerOf(broker.namespace, queueFull);
     const why = String(last?.reason ?? msg.properties.headers?.['x-first-death-reason'] ?? 'unknown');
     let header: { id?: string; type?: string; correlationId?: string } = {};
     try {

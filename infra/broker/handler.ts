@@ -17,6 +17,8 @@ export interface HandlerContext<T extends EventType = EventType> {
   db: Db;
   /** 1 for the first delivery, then 2, 3... across retry tiers. */
   attempt: number;
+  /** When the message was first handled (epoch ms): the start of its retry budget. */
+  since: number;
   /** True when this is the last attempt before the message is parked. */
   lastAttempt: boolean;
   /**
@@ -47,4 +49,9 @@ export interface ConsumerDefinition<T extends EventType = EventType> {
   prefetch?: number;
   /** Attempts before parking (default: one per retry tier plus the first). */
   maxAttempts?: number;
+  /**
+   * Retry for this long (ms) since the message was first handled instead of counting attempts: the
+   * last retry tier repeats until the budget is spent. For consumers that must wait out an outage.
+   */
+  retryForMs?: number | ((event: EventOf<T>) => number);
 }

@@ -36,7 +36,8 @@ export interface OutboxRelay {
  * several processes can relay at once without publishing the same row together), publishes every row
  * with publisher confirms, waits for all confirms, then marks the batch sent in the same transaction.
  * A crash after publishing and before the commit publishes the batch again later: consumers' inboxes
- * absorb the duplicates. It runs on a signal from committing code and on a timer.
+ * absorb the duplicates. It runs on a signal from committing code, on a timer, after a reconnect and
+ * after the broker reopened a publishing channel RabbitMQ had closed.
  */
 export function startOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   const { broker, db } = opts;
@@ -148,6 +149,9 @@ export function startOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   const onSignal = () => void kick();
   outboxSignal.on('pending', onSignal);
   broker.on('connected', onSignal);
+  // A publishing channel RabbitMQ closed under a live connection is reopened by the broker: resume
+  // at once rather than at the next poll.
+  broker.on('channel-reopened', onSignal);
   const timer = setInterval(onSignal, opts.pollMs ?? 1_000);
   timer.unref();
   void kick();
@@ -161,6 +165,7 @@ export function startOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       clearInterval(timer);
       outboxSignal.off('pending', onSignal);
       broker.off('connected', onSignal);
+      broker.off('channel-reopened', onSignal);
       await kick();
       stopped = true;
       if (running) await running;

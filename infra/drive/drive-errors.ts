@@ -1,3 +1,4 @@
+import { backoffMs } from '../backoff.js';
 import type { Logger } from '../logger.js';
 import { PermanentError, PostroomError, RetryableError } from '../errors.js';
 
@@ -141,9 +142,7 @@ export function sleep(ms: number): Promise<void> {
 
 /** The wait before attempt `attempt + 1`: exponential with jitter, at least what the server asked. */
 export function backoffDelay(policy: RetryPolicy, attempt: number, retryAfterMs?: number): number {
-  const exp = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-  const jittered = exp / 2 + Math.random() * (exp / 2);
-  return Math.max(jittered, retryAfterMs ?? 0);
+  return backoffMs({ baseMs: policy.baseDelayMs, maxMs: policy.maxDelayMs }, attempt - 1, retryAfterMs);
 }
 
 /**

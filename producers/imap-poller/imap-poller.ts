@@ -1,4 +1,5 @@
 import { ImapFlow } from 'imapflow';
+import { backoffMs } from '../../infra/backoff.js';
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
 import type { Db } from '../../infra/db/database.js';
 import { describeError } from '../../infra/errors.js';
@@ -244,8 +245,9 @@ export function createImapPoller(deps: ImapPollerDeps): ImapPoller {
       }
       if (stopping) break;
       h.state = 'backoff';
-      const delay = Math.min(maxBackoff, initialBackoff * 2 ** Math.max(0, h.consecutiveFailures - 1));
-      await backoffWake.wait(delay * (0.8 + Math.random() * 0.4));
+      await backoffWake.wait(
+        backoffMs({ baseMs: initialBackoff, maxMs: maxBackoff, jitter: 0.4 }, h.consecutiveFailures - 1),
+      );
     }
     h.state = 'stopped';
   }

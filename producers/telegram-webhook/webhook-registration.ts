@@ -1,3 +1,4 @@
+import { backoffMs } from '../../infra/backoff.js';
 import type { Db } from '../../infra/db/database.js';
 import { pruneTelegramUpdates } from '../../infra/db/repositories/telegram.repository.js';
 import { isRetryable } from '../../infra/errors.js';
@@ -51,7 +52,7 @@ export function registerWebhook(deps: {
         );
         return;
       }
-      const delay = Math.min(60_000, 1_000 * 2 ** Math.min(n, 6));
+      const delay = backoffMs({ baseMs: 1_000, maxMs: 60_000, jitter: 0 }, n);
       deps.log.warn({ err, url, retryInMs: delay }, 'could not register the Telegram webhook yet');
       if (!stopped) timer = setTimeout(() => void attempt(n + 1), delay);
     }
