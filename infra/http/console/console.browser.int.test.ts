@@ -321,6 +321,8 @@ describe('operator console in a browser', () => {
     await shoot('mail-hostile');
     await link.click();
     await expect(page.locator('h1').textContent()).resolves.toContain(HOSTILE_SUBJECT);
+    // The right-to-left override shows as what it is instead of reversing "gpj.exe" into "exe.jpg".
+    await expect(page.locator('h1').textContent()).resolves.toContain('[U+202E]gpj.exe');
     await expect(page.locator('.email-head .facts').textContent()).resolves.toContain('mallory@evil.example');
     // Filed under a safe name; the name as sent is shown too, as text.
     await expect(page.locator('.filename').textContent()).resolves.toBe('_img src=x onerror=alert(1)_.pdf');
@@ -378,9 +380,14 @@ describe('operator console in a browser', () => {
     expect(events.at(-1)).toBe('outbound.completed');
   });
 
-  it('shows stats with a queue chart, and is keyboard usable from the first Tab', async () => {
+  it('shows stats with a bar per stage, and is keyboard usable from the first Tab', async () => {
     await page.goto(`${base}/console/stats`);
-    await expect(page.locator('figure.chart svg rect.chart-bar').count()).resolves.toBeGreaterThan(0);
+    // Everything was processed: no queue chart, but each stage's states as one stacked bar.
+    await expect(page.getByText('Every queue is empty').count()).resolves.toBe(1);
+    await expect(page.locator('.stage-card svg.stack').first().getAttribute('aria-label')).resolves.toBe(
+      'done 3',
+    );
+    await expect(page.locator('.stage-card svg.stack rect.seg-quarantined').count()).resolves.toBe(1);
     await expect(page.locator('.stage-card').first().textContent()).resolves.toMatch(/Emails[\s\S]*done\s*3/);
     await shoot('stats');
     await page.keyboard.press('Tab');

@@ -18,6 +18,30 @@ export function bars(items: { label: string; value: number }[]): Bar[] {
   return items.map((i) => ({ ...i, percent: max > 0 ? Math.round((i.value / max) * 1000) / 10 : 0 }));
 }
 
+/** One part of a stage's stacked bar. */
+export interface Segment {
+  state: string;
+  value: number;
+  /** Where it starts and how wide it is, in percent of the whole bar. */
+  offset: number;
+  percent: number;
+}
+
+/** A stage's counts as parts of one bar (states with no rows left out). */
+export function segments(counts: Record<string, number>): Segment[] {
+  const entries = Object.entries(counts)
+    .filter(([, n]) => n > 0)
+    .sort(([a], [b]) => a.localeCompare(b));
+  const total = entries.reduce((sum, [, n]) => sum + n, 0);
+  let offset = 0;
+  return entries.map(([state, value]) => {
+    const percent = (value / total) * 100;
+    const s = { state, value, offset, percent };
+    offset += percent;
+    return s;
+  });
+}
+
 /** Counts per stage, queue depths with a bar chart, the oldest pending item, dead letters, the outbox. */
 export function statsRoutes(deps: StatusApiDeps): Router {
   const router = Router();
@@ -28,6 +52,7 @@ export function statsRoutes(deps: StatusApiDeps): Router {
       s && {
         name,
         counts: Object.entries(s.counts).sort(([a], [b]) => a.localeCompare(b)),
+        segments: segments(s.counts),
         oldestSeconds: s.oldestPendingSince ? (now - s.oldestPendingSince.getTime()) / 1000 : null,
         oldestSince: s.oldestPendingSince,
       };
@@ -46,12 +71,15 @@ export function statsRoutes(deps: StatusApiDeps): Router {
       ...q,
       retryMessages: q.retry.reduce((n, r) => n + r.messages, 0),
     }));
-    const chart = queues
-      ? bars([
-          ...queues.map((q) => ({ label: q.consumer, value: q.messages + q.retryMessages })),
-          ...(depths.deadQueue ? [{ label: 'dead', value: depths.deadQueue.messages }] : []),
-        ])
-      : null;
+    const waiting =
+      (queues ?? []).some((q) => q.messages + q.retryMessages > 0) || (depths.deadQueue?.messages ?? 0) > 0;
+    const chart =
+      queues && waiting
+        ? bars([
+            ...queues.map((q) => ({ label: q.consumer, value: q.messages + q.retryMessages })),
+            ...(depths.deadQueue ? [{ label: 'dead', value: depths.deadQueue.messages }] : []),
+          ])
+        : null;
     renderPage(res, 'stats', pageContext(res, 'Stats', 'stats'), {
       stages,
       oldest,

@@ -13,7 +13,27 @@ export const VIEWS_DIR = fileURLToPath(new URL('./views', import.meta.url));
 /** Directory of the stylesheet and script served under `/console/static`. */
 export const STATIC_DIR = fileURLToPath(new URL('./static', import.meta.url));
 
-const eta = new Eta({ views: VIEWS_DIR, cache: true, autoEscape: true, defaultExtension: '.eta' });
+/** Bidi controls (embeddings, overrides, isolates, marks): the trick behind `invoice\u202Efdp.exe`. */
+const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * HTML escaping of `<%= %>` (the five characters eta escapes), and bidi controls made visible as
+ * `[U+202E]`: a file name cannot pass for another by reversing its own letters on screen. (`<bdi>` and
+ * `unicode-bidi: isolate` in the templates keep what is left from reordering the text around it.)
+ */
+export function escapeText(value: unknown): string {
+  return String(value)
+    .replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+    .replace(BIDI_CONTROLS, (c) => `[U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}]`);
+}
+
+const eta = new Eta({
+  views: VIEWS_DIR,
+  cache: true,
+  autoEscape: true,
+  escapeFunction: escapeText,
+  defaultExtension: '.eta',
+});
 
 /** "12 s", "5 min", "3 h", "2 d": a length of time in seconds, rounded down to one unit. */
 export function duration(seconds: number): string {
@@ -54,6 +74,11 @@ export function helpers(now: Date) {
       }
       return `${v >= 10 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
     },
+    /** A short label for a file without a thumbnail: its extension ("PDF"), else "FILE". */
+    fileLabel: (name: string) => {
+      const m = /\.([A-Za-z0-9]{1,5})$/.exec(name);
+      return m?.[1] ? m[1].toUpperCase() : 'FILE';
+    },
     /** A link Drive gave us, only when it is http(s): never a `javascript:` URL in an href. */
     safeLink: (url: string | null | undefined) => (url && /^https?:\/\//i.test(url) ? url : null),
     /** Appends query parameters to a path, leaving out empty ones. */
@@ -80,6 +105,11 @@ export interface PageContext {
   notice?: { kind: 'ok' | 'error'; text: string } | null;
 }
 
+/** Renders `view` inside the layout. */
+export function renderView(view: string, page: PageContext, data: Record<string, unknown> = {}): string {
+  return eta.render(view, { ...data, page, h: helpers(new Date()) });
+}
+
 /** Renders `view` inside the layout and sends it. */
 export function renderPage(
   res: Response,
@@ -88,6 +118,8 @@ export function renderPage(
   data: Record<string, unknown> = {},
   status = 200,
 ): void {
-  const html = eta.render(view, { ...data, page, h: helpers(new Date()) });
-  res.status(status).type('html').send(html);
+  res
+    .status(status)
+    .type('html')
+    .send(renderView(view, page, data));
 }
