@@ -2,6 +2,7 @@ import express, { Router, type ErrorRequestHandler, type RequestHandler } from '
 import { PostroomError, RetryableError } from '../../errors.js';
 import type { RoleContext, RoleHandle } from '../../roles.js';
 import { CONSOLE_BASE, createConsoleRouter, rootRedirect } from '../console/index.js';
+import { consolePaths } from '../console/openapi-paths.js';
 import { errorBody } from '../errors.js';
 import { createAuthenticator, requireBearer } from './auth.js';
 import { corsMiddleware } from './cors.js';
@@ -164,7 +165,7 @@ export async function startStatusApi(
       { path: CONSOLE_BASE, router: consoleRouter },
       { path: '/', router: rootRedirect() },
     ],
-    openapi: { paths: statusApiPaths, schemas: componentSchemas },
+    openapi: { paths: { ...statusApiPaths, ...consolePaths }, schemas: componentSchemas },
     async stop() {
       limiter?.stop();
       unserveMetrics();
