@@ -76,6 +76,15 @@ describe('the Postroom process', () => {
         30_000,
         'ready',
       );
+      // The built process finds the console's templates and static files next to its code.
+      const base = `http://127.0.0.1:${port}`;
+      const root = await fetch(`${base}/`, { redirect: 'manual' });
+      expect([root.status, root.headers.get('location')]).toEqual([302, '/console']);
+      const signIn = await fetch(`${base}/console/sign-in`);
+      expect(signIn.status).toBe(200);
+      expect(await signIn.text()).toContain('type="password"');
+      const css = await fetch(`${base}/console/static/console.css`);
+      expect([css.status, css.headers.get('content-type')]).toEqual([200, 'text/css; charset=utf-8']);
       p.child.kill('SIGTERM');
       expect(await p.exited).toBe(0);
       expect(p.output()).toContain('"msg":"stopped"');

@@ -108,6 +108,7 @@ export function buildOpenApi(
       { name: 'attachments', description: 'Attachments, their verdicts, filing and thumbnails' },
       { name: 'stats', description: 'Counts, queue depths and ages' },
       { name: 'dead-letters', description: 'Parked messages and their replay' },
+      { name: 'console', description: 'The operator console: HTML pages behind a session cookie' },
     ],
     components: {
       securitySchemes: {
@@ -115,6 +116,13 @@ export function buildOpenApi(
           type: 'http',
           scheme: 'bearer',
           description: 'A token of API_TOKENS, or an HS256 JWT when JWT_SECRET is set',
+        },
+        consoleSession: {
+          type: 'apiKey',
+          in: 'cookie',
+          name: 'postroom-console',
+          description:
+            'Operator console session (`__Host-postroom-console` over HTTPS), made by POST /console/sign-in',
         },
       },
       schemas: { Error: ErrorSchema, ...(extra.schemas ?? {}) },

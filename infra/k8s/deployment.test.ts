@@ -22,6 +22,7 @@ const SCALED_CONSUMERS: Role[] = ['analysis', 'drive', 'outbound', 'notify'];
 const PUBLIC_ROUTES: Record<string, Role> = {
   '/telegram/webhook': 'telegram',
   '/api': 'api',
+  '/console': 'api',
   '/docs': 'api',
   '/openapi.json': 'api',
 };

@@ -76,6 +76,8 @@ export interface EmailListFilter {
   from?: string;
   /** Only emails received at or after this instant. */
   since?: Date;
+  /** Words in the subject or sender (case-insensitive substring; the console's search box). */
+  text?: string;
   /** Rows to return. */
   limit: number;
   /** Only rows after this one in the order (created_at desc, id desc). */
@@ -95,6 +97,12 @@ export async function listEmails(db: AnyDb, tables: OptionalTables, f: EmailList
     q = q.where('emails.from_address', 'like', `%@${f.from.slice(1).replace(/[\\%_]/g, '\\$&')}`);
   else if (f.from) q = q.where('emails.from_address', '=', f.from);
   if (f.since) q = q.where('emails.received_at', '>=', f.since);
+  if (f.text) {
+    const pattern = `%${f.text.replace(/[\\%_]/g, '\\$&')}%`;
+    q = q.where((eb) =>
+      eb.or([eb('emails.subject', 'like', pattern), eb('emails.from_address', 'like', pattern)]),
+    );
+  }
   if (f.status === 'done') q = q.where((eb) => overallDone(eb, tables));
   if (f.status === 'processing') q = q.where((eb) => eb.not(overallDone(eb, tables)));
   const after = f.after;

@@ -1,19 +1,12 @@
 import type { Static } from '@sinclair/typebox';
 import { Router } from 'express';
-import { replayDeadLetter } from '../../broker/dead-letters.js';
-import { getDeadLetter, listDeadLetters } from '../../db/repositories/dead-letters.repository.js';
-import { LOCK_BUSY, withNamedLock } from '../../db/named-lock.js';
-import { emailExists } from '../../db/repositories/status.repository.js';
-import { appendTimeline } from '../../db/repositories/timeline.repository.js';
-import { HttpError } from '../errors.js';
+import { listDeadLetters } from '../../db/repositories/dead-letters.repository.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import type { StatusApiDeps } from './deps.js';
 import { presentDeadLetter } from './present.js';
+import { replayAndNote } from './replay.js';
 import { DeadLetterListQuery, IdParams, type ReplayResult } from './schemas.js';
 import { parseRequest } from './validate.js';
-
-/** Seconds a replay waits for another replay of the same dead letter to finish. */
-const REPLAY_LOCK_WAIT_SECONDS = 15;
 
 /** `GET /dead-letters` (newest first, keyset pages) and `POST /dead-letters/{id}/replay`. */
 export function deadLetterRoutes(deps: StatusApiDeps): Router {
@@ -40,45 +33,17 @@ export function deadLetterRoutes(deps: StatusApiDeps): Router {
 
   router.post('/dead-letters/:id/replay', async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'path');
-    const requestedAt = new Date();
-    // One replay of a dead letter at a time, across processes: the second finds it replayed (409).
-    const outcome = await withNamedLock(deps.db, `postroom:replay:${id}`, REPLAY_LOCK_WAIT_SECONDS, () =>
-      replayDeadLetter({ broker: deps.broker, db: deps.db }, id),
-    );
-    if (outcome === LOCK_BUSY)
-      throw new HttpError(
-        409,
-        'DEAD_LETTER.REPLAY_IN_PROGRESS',
-        `Dead letter ${id} is being replayed right now`,
-      );
-    const row = await getDeadLetter(deps.db, id);
-    const replayedAt = row?.replayed_at ?? new Date();
+    const { queue, row, replayedAt } = await replayAndNote(deps, id, req.log, res.locals['principal']);
     const consumer = row?.consumer ?? '';
-    req.log?.info(
-      { deadLetterId: id, consumer, eventId: row?.event_id, principal: res.locals['principal'] },
-      'dead letter replayed',
-    );
-    const emailId = row?.correlation_id;
-    if (emailId && (await emailExists(deps.db, emailId)))
-      await appendTimeline(deps.db, [
-        {
-          emailId,
-          stage: 'dead-letter',
-          event: 'dead-letter.replayed',
-          detail: `${row.event_type ?? 'message'} ${row.event_id ?? ''} put back on ${consumer} (was: ${row.reason.slice(0, 500)})`,
-          // Before the publish, so the entry sorts before whatever the consumer then records.
-          at: requestedAt,
-        },
-      ]).catch((err: unknown) => req.log?.warn({ err }, 'could not note the replay on the timeline'));
     const body: Static<typeof ReplayResult> = {
       id,
       outcome: 'requeued',
       consumer,
-      queue: outcome.queue,
+      queue,
       eventId: row?.event_id ?? null,
       eventType: row?.event_type ?? null,
       replayedAt: replayedAt.toISOString(),
-      message: `Put back on ${outcome.queue} as a fresh first attempt; the consumer skips it if it was already applied`,
+      message: `Put back on ${queue} as a fresh first attempt; the consumer skips it if it was already applied`,
     };
     res.status(202).json(body);
   });

@@ -1,6 +1,8 @@
 import express, { Router, type ErrorRequestHandler, type RequestHandler } from 'express';
 import { PostroomError, RetryableError } from '../../errors.js';
 import type { RoleContext, RoleHandle } from '../../roles.js';
+import { CONSOLE_BASE, createConsoleRouter, rootRedirect } from '../console/index.js';
+import { consolePaths } from '../console/openapi-paths.js';
 import { errorBody } from '../errors.js';
 import { createAuthenticator, requireBearer } from './auth.js';
 import { corsMiddleware } from './cors.js';
@@ -95,7 +97,8 @@ export interface StartStatusApiOptions {
 
 /**
  * Starts the status API (role `api`): the `/api/v1` routes of SPEC.md behind bearer auth and the
- * rate limit, and their part of the OpenAPI document.
+ * rate limit, and their part of the OpenAPI document; and the operator console at `/console` over the
+ * same dependencies (`GET /` redirects there).
  */
 export async function startStatusApi(
   ctx: RoleContext,
@@ -151,9 +154,18 @@ export async function startStatusApi(
     },
     'status API ready',
   );
+  const consoleRouter = createConsoleRouter(deps, {
+    tokens: config.apiTokens,
+    jwtSecret: config.JWT_SECRET,
+    limiter,
+  });
   return {
-    routers: [{ path: API_BASE, router }],
-    openapi: { paths: statusApiPaths, schemas: componentSchemas },
+    routers: [
+      { path: API_BASE, router },
+      { path: CONSOLE_BASE, router: consoleRouter },
+      { path: '/', router: rootRedirect() },
+    ],
+    openapi: { paths: { ...statusApiPaths, ...consolePaths }, schemas: componentSchemas },
     async stop() {
       limiter?.stop();
       unserveMetrics();
