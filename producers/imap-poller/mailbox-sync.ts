@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { FetchMessageObject, ImapFlow } from 'imapflow';
 import { sql } from 'kysely';
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
@@ -7,6 +8,7 @@ import {
   listPendingImapAfter,
   markImapAfterApplied,
   recordEmail,
+  recordEmails,
   saveImapCheckpoint,
   type ImapCheckpoint,
 } from '../../infra/db/repositories/emails.repository.js';
@@ -15,8 +17,9 @@ import type { Logger } from '../../infra/logger.js';
 import { imapEmailsTotal, imapMessageFailuresTotal } from './imap-metrics.js';
 import type { ImapAfter } from './imap-options.js';
 import { downloadAndParse, headersOnly, type IngestDeps } from './message-ingest.js';
+import { parseMessage } from '../../infra/mail/mime-parser.js';
 import type { ParsedEmail } from '../../infra/mail/parsed-email.js';
-import { createStagedBlobStore, type StagedBlobStore } from './staged-blobs.js';
+import { createStagedBlobStore, writeStagedTogether, type StagedBlobStore } from './staged-blobs.js';
 
 /** Failed attempts after which a message is recorded from its headers only (never dropped). */
 export const MAX_MESSAGE_ATTEMPTS = 3;
@@ -27,10 +30,17 @@ export const FINALIZE_EVERY = 50;
 /** Age (ms) of the oldest committed but unfinalized email after which they are applied anyway. */
 const FINALIZE_AFTER_MS = 1_000;
 /**
- * Largest message (RFC822.SIZE) downloaded ahead while the previous one is recorded: a large one waits
- * its turn, so two large messages never stream at once (memory) and stop() never waits for a second one.
+ * Largest message (RFC822.SIZE) fetched whole with its neighbours in one FETCH and recorded with them
+ * in one transaction; a larger one is streamed and recorded alone.
  */
-const LOOKAHEAD_MAX_BYTES = 1024 * 1024;
+export const BATCH_MESSAGE_MAX_BYTES = 256 * 1024;
+/** Most messages per batch (one FETCH, one transaction). */
+export const BATCH_MAX_MESSAGES = FINALIZE_EVERY;
+/**
+ * Most bytes (RFC822.SIZE) per batch. At most two batches are in memory at once (one being recorded,
+ * the next being fetched and parsed), so a backlog of any size drains in a few MiB.
+ */
+export const BATCH_MAX_BYTES = 4 * 1024 * 1024;
 
 /** Test-only fault injection: `afterRecord` runs right after an email is committed, before the checkpoint and IMAP_AFTER. */
 export interface ImapPollerHooks {
@@ -101,10 +111,24 @@ interface Committed {
   emailId: string;
 }
 
+/** Messages of one batch, prepared in UID order; `failure` stops the sync after the ones before it. */
+interface PreparedUnit {
+  prepared: Prepared[];
+  failure: { uid: number; err: unknown } | null;
+}
+
+/** How recording a batch went: its emails committed, or nothing of it written. */
+type RecordOutcome = { ok: true; done: Committed[] } | { ok: false; unit: Prepared[]; err: unknown };
+
 /**
- * Brings one mailbox's emails up to date over one connection, in UID order. Each message is recorded
- * in one transaction (its small attachment blobs included); the next message (up to 1 MiB) is downloaded and parsed
- * while the current one is recorded. The checkpoint and IMAP_AFTER follow per group of committed
+ * Brings one mailbox's emails up to date over one connection, in UID order, in batches: consecutive
+ * small messages (up to {@link BATCH_MAX_MESSAGES} of at most {@link BATCH_MESSAGE_MAX_BYTES}, together
+ * at most {@link BATCH_MAX_BYTES}) are fetched whole in one FETCH, parsed, and recorded in one
+ * transaction (one multi-row INSERT per table, their small attachment blobs included); a larger
+ * message is streamed and recorded alone. The next batch is fetched and parsed while the current one
+ * is recorded. A batch that fails to record is recorded again one message at a time, so a failing
+ * message is retried or recorded from its headers alone, never with its neighbours. The checkpoint
+ * and IMAP_AFTER follow per group of committed
  * emails (one checkpoint write, one UID STORE or MOVE of the UID set, one UPDATE), never past a
  * message that is not committed: a failure stops the sync at that message, the emails committed
  * before it are finalized, then the failure is raised. A crash between a commit and its IMAP_AFTER is
@@ -186,40 +210,146 @@ export function createMailboxSync(deps: MailboxSyncDeps) {
     return { meta, parsed, result, blobs };
   }
 
-  /** Records one prepared message (one transaction); null when it had vanished. */
-  async function record(prepared: Prepared, uidValidity: string): Promise<Committed | null> {
-    const { meta, parsed, blobs } = prepared;
-    const uid = meta.uid;
-    let result: Prepared['result'] | 'duplicate' = prepared.result;
-    if (!parsed) {
+  /** The received date of a prepared message: IMAP internal date, else its Date header, else now. */
+  const receivedAt = (p: Prepared): Date =>
+    p.meta.internalDate ? new Date(p.meta.internalDate) : (p.parsed?.date ?? new Date());
+
+  /** Warns about a message that vanished or is recorded from its headers; false when it vanished. */
+  function announce(p: Prepared): boolean {
+    if (!p.parsed) {
       log.warn(
-        { uid },
+        { uid: p.meta.uid },
         'IMAP message vanished before it could be read (expunged by another client); skipped',
       );
-      return null;
+      return false;
     }
-    if (result !== 'created')
-      log.warn({ uid, size: meta.size ?? 0, result }, 'IMAP message recorded from its headers only');
-    const receivedAt = meta.internalDate ? new Date(meta.internalDate) : (parsed.date ?? new Date());
-    const recorded = await recordEmail(
-      db,
-      { source: 'imap', mailbox, uid, uidValidity, parsed, receivedAt },
-      { withinTransaction: (trx) => blobs.writeStaged(trx) },
-    );
-    if (!recorded.created && result === 'created') result = 'duplicate';
+    if (p.result !== 'created')
+      log.warn(
+        { uid: p.meta.uid, size: p.meta.size ?? 0, result: p.result },
+        'IMAP message recorded from its headers only',
+      );
+    return true;
+  }
+
+  /** Counts, logs (one info line per mail) and runs the test hook for a recorded message. */
+  async function recorded(p: Prepared, answer: { emailId: string; created: boolean }): Promise<Committed> {
+    const uid = p.meta.uid;
+    const result = !answer.created && p.result === 'created' ? 'duplicate' : p.result;
     imapEmailsTotal.inc({ result });
     failures.delete(uid);
     log.info(
       {
         uid,
-        correlationId: recorded.emailId,
-        created: recorded.created,
-        attachments: parsed.attachments.length,
+        correlationId: answer.emailId,
+        created: answer.created,
+        attachments: p.parsed?.attachments.length ?? 0,
       },
       'IMAP message recorded',
     );
-    await deps.hooks?.afterRecord?.({ uid, emailId: recorded.emailId, created: recorded.created });
-    return { uid, emailId: recorded.emailId };
+    await deps.hooks?.afterRecord?.({ uid, emailId: answer.emailId, created: answer.created });
+    return { uid, emailId: answer.emailId };
+  }
+
+  /** Records one prepared message (one transaction); null when it had vanished. */
+  async function record(prepared: Prepared, uidValidity: string): Promise<Committed | null> {
+    if (!announce(prepared)) return null;
+    const answer = await recordEmail(
+      db,
+      {
+        source: 'imap',
+        mailbox,
+        uid: prepared.meta.uid,
+        uidValidity,
+        parsed: prepared.parsed!,
+        receivedAt: receivedAt(prepared),
+      },
+      { withinTransaction: (trx) => prepared.blobs.writeStaged(trx) },
+    );
+    return recorded(prepared, answer);
+  }
+
+  /** Records prepared messages in one transaction (one message: {@link record}); throws when nothing was written. */
+  async function recordBatch(unit: readonly Prepared[], uidValidity: string): Promise<Committed[]> {
+    if (unit.length === 1) {
+      const one = await record(unit[0]!, uidValidity);
+      return one ? [one] : [];
+    }
+    const present = unit.filter(announce);
+    const answers = await recordEmails(
+      db,
+      present.map((p) => ({
+        source: 'imap' as const,
+        mailbox,
+        uid: p.meta.uid,
+        uidValidity,
+        parsed: p.parsed!,
+        receivedAt: receivedAt(p),
+      })),
+      {
+        withinTransaction: (trx, created) =>
+          writeStagedTogether(
+            trx,
+            created.map((i) => present[i]!.blobs),
+          ),
+      },
+    );
+    const done: Committed[] = [];
+    for (const [i, p] of present.entries()) done.push(await recorded(p, answers[i]!));
+    return done;
+  }
+
+  /** Records a batch in the background; never rejects (see {@link RecordOutcome}). */
+  const recordInBackground = (unit: Prepared[], uidValidity: string): Promise<RecordOutcome> =>
+    recordBatch(unit, uidValidity).then(
+      (done): RecordOutcome => ({ ok: true, done }),
+      (err: unknown): RecordOutcome => ({ ok: false, unit, err }),
+    );
+
+  /** Fetches whole and parses a batch of small messages (a single message: {@link prepare}). */
+  async function prepareUnit(client: ImapFlow, metas: readonly FetchMessageObject[]): Promise<PreparedUnit> {
+    if (metas.length === 1) {
+      const meta = metas[0]!;
+      try {
+        return { prepared: [await prepare(client, meta)], failure: null };
+      } catch (err) {
+        return { prepared: [], failure: { uid: meta.uid, err } };
+      }
+    }
+    const prepared: Prepared[] = [];
+    let sources: Map<number, Buffer>;
+    try {
+      // Collected in full before any other command: issuing one inside a FETCH iteration deadlocks imapflow.
+      const fetched = await client.fetchAll(
+        uidSet(metas.map((m) => m.uid)),
+        { uid: true, source: true },
+        { uid: true },
+      );
+      sources = new Map(fetched.flatMap((m) => (m.source ? [[m.uid, m.source] as const] : [])));
+    } catch (err) {
+      return { prepared: [], failure: { uid: metas[0]!.uid, err } };
+    }
+    for (const meta of metas) {
+      const source = sources.get(meta.uid);
+      sources.delete(meta.uid);
+      const blobs = createStagedBlobStore(deps.blobs);
+      if (!source) {
+        prepared.push({ meta, parsed: null, result: 'created', blobs });
+        continue;
+      }
+      try {
+        const parsed = await parseMessage(Readable.from([source]), { blobs }, deps.limits);
+        prepared.push({ meta, parsed, result: 'created', blobs });
+      } catch {
+        // A bound reached or a store failure: the message goes the single way, which knows each case
+        // and counts its failures.
+        try {
+          prepared.push(await prepare(client, meta));
+        } catch (err) {
+          return { prepared, failure: { uid: meta.uid, err } };
+        }
+      }
+    }
+    return { prepared, failure: null };
   }
 
   /** Counts a failure against the message unless the IMAP connection or the database is at fault. */
@@ -286,14 +416,65 @@ export function createMailboxSync(deps: MailboxSyncDeps) {
       committed.length >= FINALIZE_EVERY ||
       (committed.length > 0 && Date.now() - oldest >= FINALIZE_AFTER_MS);
 
-    let handled = 0;
-    // The next message's download and parse, started while the current one is recorded.
-    let ahead: Promise<Prepared> | null = null;
-    const start = (meta: FetchMessageObject): Promise<Prepared> => {
-      const p = prepare(client, meta);
-      p.catch(() => undefined); // raised when its turn comes
-      return p;
+    const push = (done: readonly Committed[]) => {
+      for (const d of done) {
+        if (committed.length === 0) oldest = Date.now();
+        committed.push(d);
+      }
     };
+    /** Records a failed batch again one message at a time; throws at the first message that fails. */
+    const oneByOne = async (unit: readonly Prepared[]): Promise<void> => {
+      for (const p of unit) {
+        // What is committed is finalized before the next attempt: a failing message never holds back
+        // the checkpoint and IMAP_AFTER of the ones before it.
+        await finalize();
+        try {
+          const done = await record(p, uidValidity);
+          if (done) push([done]);
+        } catch (err) {
+          await noteFailure(client, p.meta.uid, err);
+          throw err;
+        }
+      }
+    };
+    // The batch being recorded while the next one is fetched and parsed.
+    let recording: Promise<RecordOutcome> | null = null;
+    const settle = async (): Promise<void> => {
+      if (!recording) return;
+      const outcome = await recording;
+      recording = null;
+      if (outcome.ok) push(outcome.done);
+      else if (outcome.unit.length === 1) {
+        await noteFailure(client, outcome.unit[0]!.meta.uid, outcome.err);
+        throw outcome.err;
+      } else {
+        log.debug(
+          { err: outcome.err, count: outcome.unit.length },
+          'a batch failed to record; recording it one message at a time',
+        );
+        await oneByOne(outcome.unit);
+      }
+      if (due()) await finalize();
+    };
+    /** The next batch from `metas[j]`: consecutive small messages, or one larger one. */
+    const takeUnit = (metas: readonly FetchMessageObject[], j: number): FetchMessageObject[] => {
+      const small = (m: FetchMessageObject) =>
+        (m.size ?? 0) <= BATCH_MESSAGE_MAX_BYTES && !failures.has(m.uid);
+      let k = j;
+      let bytes = 0;
+      while (
+        k < metas.length &&
+        k - j < BATCH_MAX_MESSAGES &&
+        small(metas[k]!) &&
+        (k === j || bytes + (metas[k]!.size ?? 0) <= BATCH_MAX_BYTES)
+      ) {
+        bytes += metas[k]!.size ?? 0;
+        k += 1;
+      }
+      return metas.slice(j, Math.max(k, j + 1));
+    };
+
+    let handled = 0;
     try {
       for (let i = 0; i < uids.length && !deps.stopping(); i += META_BATCH) {
         const batch = uids.slice(i, i + META_BATCH);
@@ -303,31 +484,27 @@ export function createMailboxSync(deps: MailboxSyncDeps) {
         )
           .filter((m) => m.uid >= from)
           .sort((a, b) => a.uid - b.uid);
-        for (let j = 0; j < metas.length && !deps.stopping(); j++) {
-          const meta = metas[j]!;
-          try {
-            const prepared = await (ahead ?? start(meta));
-            ahead = null;
-            const next = metas[j + 1];
-            if (next && (next.size ?? 0) <= LOOKAHEAD_MAX_BYTES && !deps.stopping()) ahead = start(next);
-            const done = await record(prepared, uidValidity);
-            if (done) {
-              if (committed.length === 0) oldest = Date.now();
-              committed.push(done);
-            }
-          } catch (err) {
-            await noteFailure(client, meta.uid, err);
-            throw err;
+        for (let j = 0; j < metas.length && !deps.stopping();) {
+          const unit = takeUnit(metas, j);
+          j += unit.length;
+          const { prepared, failure } = await prepareUnit(client, unit);
+          await settle();
+          if (prepared.length > 0) recording = recordInBackground(prepared, uidValidity);
+          handled += prepared.length;
+          if (failure) {
+            await settle();
+            await noteFailure(client, failure.uid, failure.err);
+            throw failure.err;
           }
-          handled += 1;
-          if (due()) await finalize();
         }
+        await settle();
         await finalize();
       }
     } catch (err) {
-      // The next message may be mid-download: let it settle before any other IMAP command.
-      await ahead?.catch(() => undefined);
-      ahead = null;
+      // A batch still being recorded: what it committed gets its checkpoint and IMAP_AFTER too.
+      const outcome: RecordOutcome | null = await (recording ?? Promise.resolve(null));
+      recording = null;
+      if (outcome?.ok) push(outcome.done);
       // Emails committed before the failure still get their checkpoint and IMAP_AFTER.
       await finalize().catch((finalizeErr: unknown) =>
         log.warn(
@@ -336,8 +513,6 @@ export function createMailboxSync(deps: MailboxSyncDeps) {
         ),
       );
       throw err;
-    } finally {
-      await ahead?.catch(() => undefined);
     }
     await finalize();
     return handled;

@@ -24,6 +24,50 @@ export interface StagedBlobStore extends BlobStore {
   writeStaged(trx: Transaction<Database>): Promise<void>;
   /** Blobs held back so far. */
   readonly stagedCount: number;
+  /** Bytes held back so far. */
+  readonly stagedBytes: number;
+  /** The held-back blobs by SHA-256 (for {@link writeStagedTogether}). */
+  readonly staged: ReadonlyMap<string, StagedBlob>;
+  /** The store the held-back blobs are written to. */
+  readonly inner: BlobStore;
+}
+
+/** One held-back blob. */
+export interface StagedBlob {
+  data: Buffer;
+  /** The `maxBytes` it was put with. */
+  maxBytes: number | undefined;
+}
+
+/** Writes held-back blobs through `inner` inside `trx`, in SHA-256 order (one lock order for every writer), each once. */
+async function writeInOrder(
+  inner: BlobStore,
+  trx: Transaction<Database>,
+  staged: Iterable<[string, StagedBlob]>,
+): Promise<void> {
+  const entries = [...new Map(staged).entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const [, { data, maxBytes }] of entries) {
+    const opts: BlobPutOptions = { transaction: trx };
+    if (maxBytes !== undefined) opts.maxBytes = maxBytes;
+    await inner.put(data, opts);
+  }
+}
+
+/**
+ * Writes the held-back blobs of several messages (a batch recorded in one transaction) inside `trx`:
+ * identical bytes held back by two messages are written once, and all of them in one SHA-256 order.
+ */
+export async function writeStagedTogether(
+  trx: Transaction<Database>,
+  stores: readonly StagedBlobStore[],
+): Promise<void> {
+  const inner = stores[0]?.inner;
+  if (!inner) return;
+  await writeInOrder(
+    inner,
+    trx,
+    stores.flatMap((s) => [...s.staged.entries()]),
+  );
 }
 
 function chunkOf(c: Buffer | string | Uint8Array): Buffer {
@@ -43,7 +87,7 @@ function chunkOf(c: Buffer | string | Uint8Array): Buffer {
 export function createStagedBlobStore(inner: BlobStore, limits: StagedBlobLimits = {}): StagedBlobStore {
   const perBlob = limits.perBlob ?? STAGED_BLOB_MAX_BYTES;
   const total = limits.total ?? STAGED_TOTAL_MAX_BYTES;
-  const staged = new Map<string, { data: Buffer; maxBytes: number | undefined }>();
+  const staged = new Map<string, StagedBlob>();
   let stagedBytes = 0;
 
   const keep = (data: Buffer, maxBytes: number | undefined): BlobInfo => {
@@ -95,16 +139,14 @@ export function createStagedBlobStore(inner: BlobStore, limits: StagedBlobLimits
     open: (sha256) => inner.open(sha256),
     read: (sha256) => inner.read(sha256),
     stat: (sha256) => inner.stat(sha256),
-    async writeStaged(trx) {
-      const entries = [...staged.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-      for (const [, { data, maxBytes }] of entries) {
-        const opts: BlobPutOptions = { transaction: trx };
-        if (maxBytes !== undefined) opts.maxBytes = maxBytes;
-        await inner.put(data, opts);
-      }
-    },
+    writeStaged: (trx) => writeInOrder(inner, trx, staged.entries()),
     get stagedCount() {
       return staged.size;
     },
+    get stagedBytes() {
+      return stagedBytes;
+    },
+    staged,
+    inner,
   };
 }

@@ -1,10 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { Kysely, Transaction } from 'kysely';
+import type { Insertable, Kysely, Transaction } from 'kysely';
+import type { AnyEvent } from '../../../contracts/index.js';
 import { createEvent } from '../../broker/events.js';
 import { enqueueEvents, signalOutbox } from '../../broker/outbox.js';
 import { isDuplicateKey } from '../database.js';
+import type { AttachmentsTable } from '../tables/attachments.table.js';
+import type { EmailsTable } from '../tables/emails.table.js';
 import type { Database } from '../tables/index.js';
-import { appendTimeline } from './timeline.repository.js';
+import { appendTimeline, type TimelineEntry } from './timeline.repository.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -114,27 +117,23 @@ export interface RecordEmailOptions {
   withinTransaction?: (trx: Transaction<Database>) => Promise<void>;
 }
 
-/**
- * Records one email in ONE transaction: the `emails` row, its attachments (verdict and Drive status
- * `pending`), an `ingest` timeline entry and the outbox events `email.received` and one
- * `attachment.stored` per attachment (correlation id: the email id); signals the outbox relay after
- * the commit. The same Message-ID twice is one email: the second call records nothing and answers
- * `created: false` with the first email's id (also when two processes race: the unique key decides).
- * There is no lookup first: the `emails` INSERT comes first in the transaction, and its duplicate-key
- * error rolls the whole transaction back before the first email's id is read.
- * Throws `ValidationError` when an event breaks its contract (nothing is written then).
- */
-export async function recordEmail(
-  db: Kysely<Database>,
-  input: RecordEmailInput,
-  options: RecordEmailOptions = {},
-): Promise<{ emailId: string; created: boolean }> {
+/** The rows and events of one email, built (and its events validated) before any transaction. */
+interface EmailRecord {
+  emailId: string;
+  messageId: string;
+  hash: string;
+  email: Insertable<EmailsTable>;
+  attachments: Insertable<AttachmentsTable>[];
+  timeline: TimelineEntry;
+  events: AnyEvent[];
+}
+
+/** Builds the rows and events of one email; throws `ValidationError` when an event breaks its contract. */
+function buildEmailRecord(input: RecordEmailInput, now: Date): EmailRecord {
   const { parsed } = input;
   const messageId = normalizeMessageId(parsed.messageId);
   const hash = messageIdHash(messageId);
-
   const emailId = randomUUID();
-  const now = new Date();
   const storedMessageId = clip(messageId, 998);
   const subject = clip(parsed.subject, 2000);
   const from = clip(parsed.from, 320);
@@ -174,7 +173,7 @@ export async function recordEmail(
 
   // Events are built (and validated) before the transaction: a contract breach writes nothing.
   const origin = { correlationId: emailId, causationId: null };
-  const events = [
+  const events: AnyEvent[] = [
     createEvent(
       'email.received',
       {
@@ -209,62 +208,158 @@ export async function recordEmail(
       ),
     ),
   ];
+  const where = imap
+    ? `imap ${imap.mailbox} uid ${imap.uid}`
+    : `telegram chat ${input.source === 'telegram' ? input.chatId : ''}`;
+  return {
+    emailId,
+    messageId,
+    hash,
+    email: {
+      id: emailId,
+      message_id: storedMessageId,
+      message_id_hash: hash,
+      source: input.source,
+      subject,
+      from_address: from,
+      received_at: input.receivedAt,
+      status: 'processing',
+      warnings: JSON.stringify(warnings),
+      size: parsed.size,
+      attachment_count: attachments.length,
+      mailbox: imap?.mailbox ?? null,
+      uid: imap?.uid ?? null,
+      uid_validity: imap?.uidValidity ?? null,
+      imap_after_at: null,
+      chat_id: input.source === 'telegram' ? input.chatId : null,
+      created_at: now,
+      done_at: null,
+    },
+    attachments,
+    timeline: {
+      emailId,
+      stage: 'ingest',
+      event: 'email.received',
+      detail: `${where}: ${attachments.length} attachment(s), ${warnings.length} warning(s)`,
+      at: now,
+    },
+    events,
+  };
+}
 
+/** Writes the rows and events of emails inside `trx`: one multi-row INSERT per table whatever their number. */
+async function insertEmailRecords(
+  trx: Transaction<Database>,
+  records: readonly EmailRecord[],
+  withinTransaction?: (trx: Transaction<Database>) => Promise<void>,
+): Promise<void> {
+  await trx
+    .insertInto('emails')
+    .values(records.map((r) => r.email))
+    .execute();
+  await withinTransaction?.(trx);
+  const attachments = records.flatMap((r) => r.attachments);
+  for (let i = 0; i < attachments.length; i += 200)
+    await trx
+      .insertInto('attachments')
+      .values(attachments.slice(i, i + 200))
+      .execute();
+  await appendTimeline(
+    trx,
+    records.map((r) => r.timeline),
+  );
+  await enqueueEvents(
+    trx,
+    records.flatMap((r) => r.events),
+  );
+}
+
+/**
+ * Records one email in ONE transaction: the `emails` row, its attachments (verdict and Drive status
+ * `pending`), an `ingest` timeline entry and the outbox events `email.received` and one
+ * `attachment.stored` per attachment (correlation id: the email id); signals the outbox relay after
+ * the commit. The same Message-ID twice is one email: the second call records nothing and answers
+ * `created: false` with the first email's id (also when two processes race: the unique key decides).
+ * There is no lookup first: the `emails` INSERT comes first in the transaction, and its duplicate-key
+ * error rolls the whole transaction back before the first email's id is read.
+ * Throws `ValidationError` when an event breaks its contract (nothing is written then).
+ */
+export async function recordEmail(
+  db: Kysely<Database>,
+  input: RecordEmailInput,
+  options: RecordEmailOptions = {},
+): Promise<{ emailId: string; created: boolean }> {
+  const record = buildEmailRecord(input, new Date());
   try {
-    await db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('emails')
-        .values({
-          id: emailId,
-          message_id: storedMessageId,
-          message_id_hash: hash,
-          source: input.source,
-          subject,
-          from_address: from,
-          received_at: input.receivedAt,
-          status: 'processing',
-          warnings: JSON.stringify(warnings),
-          size: parsed.size,
-          attachment_count: attachments.length,
-          mailbox: imap?.mailbox ?? null,
-          uid: imap?.uid ?? null,
-          uid_validity: imap?.uidValidity ?? null,
-          imap_after_at: null,
-          chat_id: input.source === 'telegram' ? input.chatId : null,
-          created_at: now,
-          done_at: null,
-        })
-        .execute();
-      await options.withinTransaction?.(trx);
-      for (let i = 0; i < attachments.length; i += 200)
-        await trx
-          .insertInto('attachments')
-          .values(attachments.slice(i, i + 200))
-          .execute();
-      const where = imap
-        ? `imap ${imap.mailbox} uid ${imap.uid}`
-        : `telegram chat ${input.source === 'telegram' ? input.chatId : ''}`;
-      await appendTimeline(trx, [
-        {
-          emailId,
-          stage: 'ingest',
-          event: 'email.received',
-          detail: `${where}: ${attachments.length} attachment(s), ${warnings.length} warning(s)`,
-          at: now,
-        },
-      ]);
-      await enqueueEvents(trx, events);
-    });
+    await db.transaction().execute((trx) => insertEmailRecords(trx, [record], options.withinTransaction));
   } catch (err) {
     if (isDuplicateKey(err)) {
       // Another process recorded the same Message-ID first.
-      const winner = await findEmailIdByMessageId(db, messageId);
+      const winner = await findEmailIdByMessageId(db, record.messageId);
       if (winner) return { emailId: winner, created: false };
     }
     throw err;
   }
   signalOutbox();
-  return { emailId, created: true };
+  return { emailId: record.emailId, created: true };
+}
+
+/** Options of {@link recordEmails}. */
+export interface RecordEmailsOptions {
+  /**
+   * More writes committed with the emails, run inside the transaction right after the `emails` rows
+   * are inserted; `created` lists the indexes (in `inputs`) of the emails this call records, so the
+   * writes of duplicates can be left out.
+   */
+  withinTransaction?: (trx: Transaction<Database>, created: readonly number[]) => Promise<void>;
+}
+
+/**
+ * Records a batch of emails in ONE transaction, with the same rows and events per email as
+ * {@link recordEmail} but one multi-row INSERT per table (emails, attachments, timeline, outbox) for
+ * the whole batch: the statements of a batch do not grow with its size. Message-IDs already recorded
+ * (one indexed read first) or repeated within the batch are not recorded again: they answer
+ * `created: false` with the first email's id. A duplicate key met anyway (another process recording
+ * the same Message-ID at this moment) rolls the whole batch back and is thrown, as is any other
+ * failure: nothing of the batch is written then, and the caller records its emails one at a time
+ * with {@link recordEmail}, which settles such races one email at a time.
+ * Answers in the order of `inputs`.
+ */
+export async function recordEmails(
+  db: Kysely<Database>,
+  inputs: readonly RecordEmailInput[],
+  options: RecordEmailsOptions = {},
+): Promise<{ emailId: string; created: boolean }[]> {
+  if (inputs.length === 0) return [];
+  const now = new Date();
+  const records = inputs.map((input) => buildEmailRecord(input, now));
+  const known = new Map<string, string>();
+  const hashes = [...new Set(records.map((r) => r.hash))];
+  for (let i = 0; i < hashes.length; i += 500) {
+    const rows = await db
+      .selectFrom('emails')
+      .select(['id', 'message_id_hash'])
+      .where('message_id_hash', 'in', hashes.slice(i, i + 500))
+      .execute();
+    for (const row of rows) known.set(row.message_id_hash, row.id);
+  }
+  const answers = records.map((r) => {
+    const first = known.get(r.hash);
+    if (first) return { emailId: first, created: false };
+    known.set(r.hash, r.emailId);
+    return { emailId: r.emailId, created: true };
+  });
+  const created = answers.flatMap((a, i) => (a.created ? [i] : []));
+  if (created.length === 0) return answers;
+  await db.transaction().execute((trx) =>
+    insertEmailRecords(
+      trx,
+      created.map((i) => records[i]!),
+      options.withinTransaction ? (t) => options.withinTransaction!(t, created) : undefined,
+    ),
+  );
+  signalOutbox();
+  return answers;
 }
 
 /** An IMAP email whose IMAP_AFTER action is still to do (the process stopped between commit and flag update). */
