@@ -100,7 +100,7 @@ export function createAttachmentAnalysisHandler(
           }),
         );
       });
-      ctx.log.info(
+      ctx.log.debug(
         { attachmentId: d.attachmentId, verdict: result.verdict, detectedType: result.detectedType },
         'attachment analysed',
       );

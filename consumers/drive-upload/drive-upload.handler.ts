@@ -188,7 +188,7 @@ export function createDriveUploadHandler(
         await completeEmailIfFinal(trx, e.data.emailId, emit, ctx, entries);
       });
       if (outcome)
-        ctx.log.info(
+        ctx.log.debug(
           { attachmentId: e.data.attachmentId, status: outcome.status, folder: outcome.folder },
           'attachment filed',
         );

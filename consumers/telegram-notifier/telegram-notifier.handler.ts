@@ -110,7 +110,7 @@ export function createTelegramNotifierHandler(
     if (!done) return;
     signalOutbox();
     telegramNotificationsTotal.inc({ status: outcome.status });
-    ctx.log.info(
+    ctx.log.debug(
       { chatId: n.chatId, status: outcome.status, telegramMessageId: outcome.telegramMessageId },
       'notification finished',
     );

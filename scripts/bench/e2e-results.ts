@@ -15,9 +15,9 @@ import {
 } from './stats.js';
 import type { WorkerSnapshot } from './worker-protocol.js';
 
-/** One end-to-end phase: a burst at full speed or a paced run. */
+/** One end-to-end phase: a backlog waiting before the pipeline looks, a burst at full speed, or a paced run. */
 export interface PhaseResult {
-  kind: 'burst' | 'paced';
+  kind: 'backlog' | 'burst' | 'paced';
   /** Mails asked for, appended, and done. */
   sent: number;
   appended: number;
@@ -44,8 +44,10 @@ export interface PhaseResult {
   lastAt: { recorded: number; analyzed: number; done: number };
   verdicts: Record<string, number>;
   driveStatuses: Record<string, number>;
-  /** The pipeline process over the phase. */
+  /** The pipeline process over the phase (the first of them when the roles are split). */
   process: WorkerSnapshot;
+  /** Every Postroom process over the phase, by name (one, or two when the roles are split). */
+  processes: Record<string, WorkerSnapshot>;
   /** CPU use of every group of processes over the phase. */
   cpu: CpuUsage;
   /** What the MySQL server did over the phase (server-wide counters). */
@@ -101,7 +103,7 @@ export async function collectPhase(args: {
   sent: number;
   log: AppendLog;
   timedOut: boolean;
-  process: WorkerSnapshot;
+  processes: Record<string, WorkerSnapshot>;
   cpu: CpuUsage;
   mysql: MysqlActivity;
   sql: SqlKind[];
@@ -172,7 +174,8 @@ export async function collectPhase(args: {
     lastAt: { recorded: since(lastRecorded), analyzed: since(lastAnalyzed), done: since(lastDone) },
     verdicts,
     driveStatuses,
-    process: args.process,
+    process: Object.values(args.processes)[0]!,
+    processes: args.processes,
     cpu: args.cpu,
     mysql: args.mysql,
     sql: args.sql,

@@ -18,11 +18,13 @@ export function hintsFor(r: BenchResult): string[] {
       hints.push(
         `${m.mode}: the consumers finish after the poller (last recorded at ${fmtS(recorded)}, last done at ${fmtS(done)}): look at the handler and relay timings.`,
       );
-    const pipelineCores = (burst.process.cpuUserMs + burst.process.cpuSystemMs) / burst.process.wallMs;
-    if (pipelineCores > 0.85)
-      hints.push(
-        `${m.mode}: the pipeline process used ${pct(pipelineCores)} of one core during the burst: it is CPU-bound on its single thread.`,
-      );
+    for (const [name, s] of Object.entries(burst.processes ?? { 'postroom pipeline': burst.process })) {
+      const cores = (s.cpuUserMs + s.cpuSystemMs) / s.wallMs;
+      if (cores > 0.85)
+        hints.push(
+          `${m.mode}: ${name} used ${pct(cores)} of one core during the burst: it is CPU-bound on its single thread.`,
+        );
+    }
     if (burst.cpu.machineBusyCores / burst.cpu.machineCores > 0.85)
       hints.push(
         `${m.mode}: the machine was ${pct(burst.cpu.machineBusyCores / burst.cpu.machineCores)} busy during the burst: every process competes for the ${burst.cpu.machineCores} cores.`,
@@ -31,8 +33,9 @@ export function hintsFor(r: BenchResult): string[] {
       // CPU-milliseconds per email, by process; what the machine's cores allow at that cost.
       const msPerEmail = (cores: number) => (cores * burst.cpu.wallSeconds * 1000) / burst.done;
       const entries = Object.entries(burst.cpu.cores);
-      const own = msPerEmail(burst.cpu.cores['postroom pipeline'] ?? 0);
-      const others = entries.filter(([name]) => name !== 'postroom pipeline');
+      const ours = (name: string) => name.startsWith('postroom');
+      const own = entries.filter(([name]) => ours(name)).reduce((a, [, c]) => a + msPerEmail(c), 0);
+      const others = entries.filter(([name]) => !ours(name));
       const othersMs = others.reduce((a, [, c]) => a + msPerEmail(c), 0);
       const cap = (ms: number) => (burst.cpu.machineCores * 1000) / ms;
       hints.push(

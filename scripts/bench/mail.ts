@@ -121,6 +121,26 @@ export class Appender {
     return log;
   }
 
+  /**
+   * Moves every mail of mailbox `from` into `to` in one UID MOVE: a backlog appears in the watched
+   * mailbox at once. Resolves with the log of the mails moved (all "appended" when the MOVE ended).
+   */
+  async moveAll(from: string, to: string, messageIds: readonly string[]): Promise<AppendLog> {
+    const client = this.clients[0]!;
+    const log = newLog();
+    log.firstStartedAt = Date.now();
+    const lock = await client.getMailboxLock(from);
+    try {
+      await client.messageMove('1:*', to, { uid: true });
+    } finally {
+      lock.release();
+    }
+    const now = Date.now();
+    log.lastDoneAt = now;
+    for (const id of messageIds) log.appendedAt.set(id, now);
+    return log;
+  }
+
   /** Logs every connection out. */
   async close(): Promise<void> {
     await Promise.all(this.clients.map((c) => c.logout().catch(() => c.close())));

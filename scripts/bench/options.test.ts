@@ -7,12 +7,14 @@ describe('benchmark options', () => {
     expect(o.BENCH_EMAILS).toBe(300);
     expect(o.BENCH_RATE).toBe(20);
     expect(o.BENCH_PACED_EMAILS).toBe(300);
-    expect(storageModes(o)).toEqual(['local', 'drive']);
+    expect(o.BENCH_BACKLOG_EMAILS).toBe(300);
+    expect(storageModes(o)).toEqual(['local', 'split', 'drive']);
   });
 
   it('makes --quick a smoke run whose values can still be overridden', () => {
     const o = readBenchOptions(['--quick', '--storage=drive'], { BENCH_PACED_EMAILS: '10' });
     expect(o).toMatchObject({ BENCH_EMAILS: 200, BENCH_PACED_EMAILS: 10, BENCH_STORAGE: 'drive' });
+    expect(readBenchOptions(['--quick', '--backlog', '0'], {}).BENCH_BACKLOG_EMAILS).toBe(0);
   });
 
   it('names every bad option at once', () => {

@@ -15,6 +15,14 @@ export const BenchOptionsSchema = Type.Object(
       maximum: 100_000,
       description: 'Mails appended at full speed per storage mode (each with one 10 KiB attachment)',
     }),
+    BENCH_BACKLOG_EMAILS: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 100_000,
+        description:
+          'Mails waiting in the mailbox before the pipeline looks (a backlog, as after an outage or on a first start), per storage mode (default: BENCH_EMAILS; 0 skips it)',
+      }),
+    ),
     BENCH_PACED_EMAILS: Type.Optional(
       Type.Integer({
         minimum: 0,
@@ -79,9 +87,10 @@ export const BenchOptionsSchema = Type.Object(
       description: 'Events handled by the consumer runner with a no-op handler',
     }),
     BENCH_STORAGE: Type.String({
-      default: 'local,drive',
-      pattern: '^(local|drive)(,(local|drive))*$',
-      description: 'Storage modes of the end-to-end run: local (STORAGE_DIR), drive (a fake Drive server)',
+      default: 'local,split,drive',
+      pattern: '^(local|drive|split)(,(local|drive|split))*$',
+      description:
+        'Modes of the end-to-end run: local (STORAGE_DIR), drive (a fake Drive server), split (local, with ROLES=imap,api in one process and the consumers in a second)',
     }),
     BENCH_SECTIONS: Type.String({
       default: 'ceiling,runner,e2e',
@@ -109,12 +118,16 @@ export const BenchOptionsSchema = Type.Object(
 );
 
 /** The validated options. */
-export type BenchOptions = Static<typeof BenchOptionsSchema> & { BENCH_PACED_EMAILS: number };
+export type BenchOptions = Static<typeof BenchOptionsSchema> & {
+  BENCH_PACED_EMAILS: number;
+  BENCH_BACKLOG_EMAILS: number;
+};
 
 /** Flags and their variables; `--quick` stands for a smoke run. */
 const FLAGS: Record<string, keyof Static<typeof BenchOptionsSchema>> = {
   emails: 'BENCH_EMAILS',
   paced: 'BENCH_PACED_EMAILS',
+  backlog: 'BENCH_BACKLOG_EMAILS',
   rate: 'BENCH_RATE',
   'big-bytes': 'BENCH_BIG_BYTES',
   storage: 'BENCH_STORAGE',
@@ -176,12 +189,16 @@ export function readBenchOptions(argv: readonly string[], env: NodeJS.ProcessEnv
   return Object.freeze({
     ...opts,
     BENCH_PACED_EMAILS: opts.BENCH_PACED_EMAILS ?? Math.min(500, opts.BENCH_EMAILS),
+    BENCH_BACKLOG_EMAILS: opts.BENCH_BACKLOG_EMAILS ?? opts.BENCH_EMAILS,
   });
 }
 
-/** The storage modes asked for, in order, without repeats. */
-export function storageModes(opts: BenchOptions): ('local' | 'drive')[] {
-  return [...new Set(opts.BENCH_STORAGE.split(','))] as ('local' | 'drive')[];
+/** An end-to-end mode: where files go, and whether the roles are split over two processes. */
+export type BenchMode = 'local' | 'drive' | 'split';
+
+/** The modes asked for, in order, without repeats. */
+export function storageModes(opts: BenchOptions): BenchMode[] {
+  return [...new Set(opts.BENCH_STORAGE.split(','))] as BenchMode[];
 }
 
 /** True when the section is asked for. */

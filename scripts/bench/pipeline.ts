@@ -9,7 +9,7 @@ import { collectPhase, waitDone, type PhaseResult } from './e2e-results.js';
 import { BenchFakeDrive } from './fake-drive.js';
 import { Appender, benchMail, pdfLike } from './mail.js';
 import { mysqlActivity, mysqlStatus } from './mysql-status.js';
-import type { BenchOptions } from './options.js';
+import type { BenchMode, BenchOptions } from './options.js';
 import { PipelineProcess } from './pipeline-process.js';
 import {
   Cleanup,
@@ -19,7 +19,42 @@ import {
   namespaceOf,
   type BenchServices,
 } from './services.js';
+import type { SqlKind } from './sql-trace.js';
 import type { MetricJson } from './stats.js';
+import type { WorkerSnapshot } from './worker-protocol.js';
+
+/** The Postroom processes of a mode and their roles: all in one, or imap and api apart from the consumers. */
+const PROCESSES: Record<BenchMode, { name: string; roles: string }[]> = {
+  local: [{ name: 'postroom pipeline', roles: 'imap,analysis,drive' }],
+  drive: [{ name: 'postroom pipeline', roles: 'imap,analysis,drive' }],
+  split: [
+    { name: 'postroom imap,api', roles: 'imap,api' },
+    { name: 'postroom consumers', roles: 'analysis,drive' },
+  ],
+};
+
+/** Statements of several processes, added up by kind, most frequent first. */
+function mergeSql(lists: readonly SqlKind[][]): SqlKind[] {
+  const byKind = new Map<string, SqlKind>();
+  for (const k of lists.flat()) {
+    const had = byKind.get(k.kind);
+    byKind.set(
+      k.kind,
+      had ? { ...had, count: had.count + k.count, totalMs: had.totalMs + k.totalMs } : { ...k },
+    );
+  }
+  return [...byKind.values()].sort((a, b) => b.count - a.count);
+}
+
+/** Metrics of several processes as one list: the values of a metric all processes have are put together. */
+function mergeMetrics(lists: readonly MetricJson[][]): MetricJson[] {
+  const byName = new Map<string, MetricJson>();
+  for (const m of lists.flat()) {
+    const had = byName.get(m.name);
+    byName.set(m.name, had ? { ...had, values: [...had.values, ...m.values] } : m);
+  }
+  return [...byName.values()];
+}
 
 /** The memory run: one mail with a large attachment through a pipeline at rest. */
 export interface MemoryResult {
@@ -46,10 +81,10 @@ export interface MemoryResult {
 
 /** Everything measured in one storage mode. */
 export interface ModeResult {
-  mode: 'local' | 'drive';
+  mode: BenchMode;
   phases: PhaseResult[];
   memory: MemoryResult | null;
-  /** Highest RSS sampled before the memory run, and over the whole run (bytes). */
+  /** Highest RSS sampled before the memory run, and over the whole run (bytes; the largest process's when split). */
   steadyPeakRss: number;
   peakRss: number;
   /** The kernel's peak RSS of the pipeline process (VmHWM), over its whole life. */
@@ -69,12 +104,14 @@ async function countFiles(dir: string): Promise<number> {
 }
 
 /**
- * Runs the pipeline (roles imap, analysis, drive) in a process of its own against `dovecot`, in one
- * storage mode: a burst of BENCH_EMAILS mails, then BENCH_PACED_EMAILS at BENCH_RATE, then the memory
- * run. Each mode has its own database, broker namespace and mailbox, removed afterwards.
+ * Runs the pipeline (roles imap, analysis, drive) in a process of its own against `dovecot` (split:
+ * imap and api in one process, the consumers in another), in one mode: a backlog of
+ * BENCH_BACKLOG_EMAILS mails moved into the mailbox at once, a burst of BENCH_EMAILS mails, then
+ * BENCH_PACED_EMAILS at BENCH_RATE, then the memory run (one process only). Each mode has its own
+ * database, broker namespace and mailbox, removed afterwards.
  */
 export async function runPipelineMode(args: {
-  mode: 'local' | 'drive';
+  mode: BenchMode;
   opts: BenchOptions;
   services: BenchServices;
   dovecot: BenchDovecot;
@@ -93,7 +130,6 @@ export async function runPipelineMode(args: {
   try {
     await dovecot.createMailbox(mailbox);
     const env: Record<string, string> = {
-      ROLES: 'imap,analysis,drive',
       AMQP_URL: services.amqpUrl,
       MYSQL_URL: mysqlUrl,
       IMAP_HOST: dovecot.host,
@@ -106,7 +142,7 @@ export async function runPipelineMode(args: {
     };
     let storageDir: string | null = null;
     let fake: BenchFakeDrive | null = null;
-    if (mode === 'local') {
+    if (mode !== 'drive') {
       storageDir = await mkdtemp(join(tmpdir(), 'postroom-bench-storage-'));
       const dir = storageDir;
       cleanup.add('remove STORAGE_DIR', () => rm(dir, { recursive: true, force: true }));
@@ -123,42 +159,81 @@ export async function runPipelineMode(args: {
       deleteBenchTopology(services, postroomTopology({ namespace })),
     );
 
-    const worker = PipelineProcess.spawn({ cpuProfDir: opts.BENCH_CPU_PROF, label: mode });
-    cleanup.add('stop the pipeline process', () => worker.stop());
-    const started = await worker.start({ env, namespace, logFile, sampleMs: 50 });
-    progress(`${mode}: pipeline process ${started.pid} ready in ${started.readyMs} ms`);
+    const appender = await Appender.open(dovecot, mailbox, opts.BENCH_APPEND_CONNECTIONS);
+    cleanup.add('close the IMAP appenders', () => appender.close());
+    const build = (prefix: string) => (i: number) => {
+      const messageId = `${prefix}${i}@bench.postroom`;
+      return {
+        messageId,
+        raw: benchMail({ messageId, index: i, attachment: pdfLike(opts.BENCH_ATTACHMENT_BYTES) }),
+      };
+    };
+    // The backlog waits in a mailbox of its own until the pipeline is up, then moves in at once.
+    const backlogPrefix = `bench-${services.runId}-${mode}-backlog-`;
+    const staging = `${mailbox}-backlog`;
+    if (opts.BENCH_BACKLOG_EMAILS > 0) {
+      await dovecot.createMailbox(staging);
+      progress(`${mode}: filling a backlog of ${opts.BENCH_BACKLOG_EMAILS} mails`);
+      const stager = await Appender.open(dovecot, staging, opts.BENCH_APPEND_CONNECTIONS);
+      try {
+        await stager.burst(opts.BENCH_BACKLOG_EMAILS, build(backlogPrefix));
+      } finally {
+        await stager.close();
+      }
+    }
+
+    const workers = PROCESSES[mode].map((p, i) => {
+      const worker = PipelineProcess.spawn({
+        cpuProfDir: opts.BENCH_CPU_PROF,
+        label: PROCESSES[mode].length > 1 ? `${mode}-${i + 1}` : mode,
+      });
+      cleanup.add(`stop ${p.name}`, () => worker.stop());
+      return { ...p, worker };
+    });
+    for (const w of workers) {
+      const started = await w.worker.start({
+        env: { ...env, ROLES: w.roles },
+        namespace,
+        logFile:
+          workers.length > 1 ? logFile.replace(/\.log$/, `-${w.roles.replace(/,/g, '-')}.log`) : logFile,
+        sampleMs: 50,
+      });
+      progress(`${mode}: ${w.name} (ROLES=${w.roles}) process ${started.pid} ready in ${started.readyMs} ms`);
+    }
+    const worker = workers[0]!.worker;
     handle = openDatabase(mysqlUrl, { connectionLimit: 2 });
     const db = handle.db;
-    const named = new Map([
-      [worker.pid, 'postroom pipeline'],
+    const named = new Map<number, string>([
+      ...workers.map((w) => [w.worker.pid, w.name] as [number, string]),
       [process.pid, 'bench driver (appends, fake Drive)'],
     ]);
 
-    const appender = await Appender.open(dovecot, mailbox, opts.BENCH_APPEND_CONNECTIONS);
-    cleanup.add('close the IMAP appenders', () => appender.close());
     const phases: PhaseResult[] = [];
-    const runPhase = async (kind: 'burst' | 'paced', count: number) => {
+    const runPhase = async (kind: PhaseResult['kind'], count: number) => {
       if (count === 0) return;
-      const prefix = `bench-${services.runId}-${mode}-${kind}-`;
-      const build = (i: number) => {
-        const messageId = `${prefix}${i}@bench.postroom`;
-        return {
-          messageId,
-          raw: benchMail({ messageId, index: i, attachment: pdfLike(opts.BENCH_ATTACHMENT_BYTES) }),
-        };
-      };
-      await worker.reset();
+      const prefix = kind === 'backlog' ? backlogPrefix : `bench-${services.runId}-${mode}-${kind}-`;
+      await Promise.all(workers.map((w) => w.worker.reset()));
       const status0 = await mysqlStatus(services.mysqlServerUrl);
       const cpu0 = cpuSnapshot(named);
-      progress(`${mode}: ${kind} of ${count} mails${kind === 'paced' ? ` at ${opts.BENCH_RATE}/s` : ''}`);
+      progress(
+        `${mode}: ${kind} of ${count} mails${kind === 'paced' ? ` at ${opts.BENCH_RATE}/s` : kind === 'backlog' ? ' moved into the mailbox at once' : ''}`,
+      );
       const log =
-        kind === 'burst'
-          ? await appender.burst(count, build)
-          : await appender.paced(count, opts.BENCH_RATE, build);
+        kind === 'backlog'
+          ? await appender.moveAll(
+              staging,
+              mailbox,
+              Array.from({ length: count }, (_, i) => `${prefix}${i}@bench.postroom`),
+            )
+          : kind === 'burst'
+            ? await appender.burst(count, build(prefix))
+            : await appender.paced(count, opts.BENCH_RATE, build(prefix));
       const deadline = Date.now() + opts.BENCH_TIMEOUT_SECONDS * 1000;
       const done = await waitDone(db, prefix, log.appendedAt.size, deadline);
       const cpu = cpuBetween(cpu0, cpuSnapshot(named));
       const mysql = mysqlActivity(status0, await mysqlStatus(services.mysqlServerUrl));
+      const processes: Record<string, WorkerSnapshot> = {};
+      for (const w of workers) processes[w.name] = await w.worker.snapshot();
       const phase = await collectPhase({
         kind,
         db,
@@ -166,23 +241,28 @@ export async function runPipelineMode(args: {
         sent: count,
         log,
         timedOut: done < log.appendedAt.size,
-        process: await worker.snapshot(),
+        processes,
         cpu,
         mysql,
-        sql: await worker.sql(),
-        metrics: (await worker.metrics()) as MetricJson[],
+        sql: mergeSql(await Promise.all(workers.map((w) => w.worker.sql()))),
+        metrics: mergeMetrics(
+          await Promise.all(workers.map(async (w) => (await w.worker.metrics()) as MetricJson[])),
+        ),
       });
       phases.push(phase);
       progress(
         `${mode}: ${kind}: ${phase.done}/${count} done in ${phase.seconds.toFixed(1)} s, ${phase.emailsPerSecond.toFixed(1)} emails/s, p99 ${phase.latencyMs.p99.toFixed(0)} ms`,
       );
     };
+    await runPhase('backlog', opts.BENCH_BACKLOG_EMAILS);
     await runPhase('burst', opts.BENCH_EMAILS);
     await runPhase('paced', opts.BENCH_PACED_EMAILS);
-    const steadyPeakRss = (await worker.snapshot()).peakTotal;
+    const peakOfAll = async () =>
+      Math.max(...(await Promise.all(workers.map(async (w) => (await w.worker.snapshot()).peakTotal))));
+    const steadyPeakRss = await peakOfAll();
 
     let memory: MemoryResult | null = null;
-    if (opts.BENCH_BIG_BYTES > 0) {
+    if (opts.BENCH_BIG_BYTES > 0 && workers.length === 1) {
       progress(`${mode}: memory run with a ${(opts.BENCH_BIG_BYTES / 1048576).toFixed(1)} MiB attachment`);
       const messageId = `bench-${services.runId}-${mode}-big-0@bench.postroom`;
       let raw: Buffer | null = benchMail({
@@ -244,10 +324,11 @@ export async function runPipelineMode(args: {
         `${mode}: memory run: +${(memory.growth / 1048576).toFixed(0)} MiB peak RSS, ${memory.verdict ?? '?'}, ${memory.driveStatus ?? '?'}`,
       );
     }
-    const peakRss = (await worker.snapshot()).peakTotal;
-    const kernelPeakRss = await worker.kernelPeakRss();
+    const peakRss = await peakOfAll();
+    const kernelPeaks = await Promise.all(workers.map((w) => w.worker.kernelPeakRss()));
+    const kernelPeakRss = kernelPeaks.includes(null) ? null : Math.max(...(kernelPeaks as number[]));
     const filesStored = storageDir ? await countFiles(storageDir) : (fake?.fileCount() ?? 0);
-    await worker.stop();
+    for (const w of workers) await w.worker.stop();
     const logText = await readFile(logFile, 'utf8').catch(() => '');
     return {
       mode,
