@@ -26,6 +26,8 @@ export function createAttachmentAnalysisHandler(
     name: 'attachment-analysis',
     events: ['attachment.stored'],
     prefetch: deps.prefetch ?? 4,
+    // The commit functions below write only through their transaction and emit: safe to batch.
+    batchCommits: true,
     async handle(event, ctx) {
       const d = event.data;
       let result: AnalysisResult;

@@ -139,6 +139,8 @@ export function createDriveUploadHandler(
     events: ['email.received', 'attachment.analyzed'],
     prefetch: deps.prefetch ?? 4,
     retryForMs: DRIVE_RETRY_HOURS * (deps.hourMs ?? 3_600_000),
+    // The commit functions below write only through their transaction and emit: safe to batch.
+    batchCommits: true,
     async handle(event, ctx) {
       if (event.type === 'email.received') {
         const e = event as EmailReceivedV1;

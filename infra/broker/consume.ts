@@ -23,6 +23,7 @@ import { errorTracker } from '../error-tracking.js';
 import type { Logger } from '../logger.js';
 import { consumedTotal, handlerSeconds, parkedTotal, retriedTotal } from '../metrics.js';
 import { AckBatcher } from './acks.js';
+import { CommitBatcher } from './commit-batcher.js';
 import type { Broker } from './connection.js';
 import { createEvent } from './events.js';
 import { DUPLICATE, type ConsumerDefinition, type Emit, type HandlerContext } from './handler.js';
@@ -101,6 +102,7 @@ export async function startConsumer<T extends EventType>(
   const log = deps.log.child({ module: 'consumer', consumer: def.name });
   const inFlight = new Set<Promise<void>>();
   const inbox = new InboxWriter(db, def.name);
+  const batcher = def.batchCommits ? new CommitBatcher(db, def.name) : null;
   let channel: Channel | null = null;
   let channelAcks: AckBatcher | null = null;
   let consumerTag: string | null = null;
@@ -243,6 +245,12 @@ export async function startConsumer<T extends EventType>(
         commit: async (fn) => {
           if (committed) throw new Error('commit() called twice for one event');
           committed = true;
+          if (batcher) {
+            // Shares a transaction with other messages' commits (see CommitBatcher).
+            const r = await batcher.commit(event.id, fn);
+            if (r === DUPLICATE) duplicate = true;
+            return r;
+          }
           const staged: AnyEvent[] = [];
           const emit: Emit = (e) => staged.push(e);
           try {

@@ -54,4 +54,11 @@ export interface ConsumerDefinition<T extends EventType = EventType> {
    * last retry tier repeats until the budget is spent. For consumers that must wait out an outage.
    */
   retryForMs?: number | ((event: EventOf<T>) => number);
+  /**
+   * When true, the `ctx.commit` work of messages handled at about the same time shares one
+   * transaction (`CommitBatcher`): one inbox INSERT, one outbox INSERT and one COMMIT for the lot. A
+   * batch that fails is committed again one message at a time, so the commit function may run twice:
+   * it must write only through its transaction and stage events only through `emit`.
+   */
+  batchCommits?: boolean;
 }
