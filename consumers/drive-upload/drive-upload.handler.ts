@@ -145,7 +145,7 @@ export function createDriveUploadHandler(
       if (event.type === 'email.received') {
         const e = event as EmailReceivedV1;
         // With attachments, the handler of the last one to become final closes the email.
-        if (e.data.attachmentCount > 0) return;
+        if (e.data.attachmentCount > 0) return ctx.unchanged();
         await ctx.commit((trx, emit) => completeEmailIfFinal(trx, e.data.emailId, emit, ctx));
         return;
       }

@@ -231,6 +231,7 @@ export async function startConsumer<T extends EventType>(
 
       let committed = false;
       let duplicate = false;
+      let unchanged = false;
       const ctx: HandlerContext<T> = {
         get log() {
           return mlog();
@@ -240,6 +241,9 @@ export async function startConsumer<T extends EventType>(
         since,
         lastAttempt,
         current: event as never,
+        unchanged: () => {
+          unchanged = true;
+        },
         event: (type, data) =>
           createEvent(type, data, { correlationId: event.correlationId, causationId: event.id }),
         commit: async (fn) => {
@@ -280,7 +284,7 @@ export async function startConsumer<T extends EventType>(
         },
       };
       await def.handle(event as never, ctx);
-      if (!committed && (await inbox.record(event.id))) duplicate = true;
+      if (!committed && !unchanged && (await inbox.record(event.id))) duplicate = true;
       if (duplicate) outcome = 'duplicate';
       acks.ack(msg);
     } catch (err) {

@@ -28,6 +28,12 @@ export interface HandlerContext<T extends EventType = EventType> {
    * records the event in the inbox alone after the handler returns.
    */
   commit<R>(fn: (trx: Transaction<Database>, emit: Emit) => Promise<R>): Promise<R | typeof DUPLICATE>;
+  /**
+   * Says the event changes nothing for this consumer (an event it binds but has no work for): the
+   * runner then keeps no inbox row for it. A repeat of such an event changes nothing either, so the
+   * row would guard nothing, and the inbox grows by one row fewer per such event.
+   */
+  unchanged(): void;
   /** Builds an event caused by the one being handled (same correlation id, causation id = its id). */
   event<U extends EventType>(type: U, data: EventOf<U>['data']): EventOf<U>;
   /** The event being handled. */

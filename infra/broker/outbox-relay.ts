@@ -15,6 +15,8 @@ export interface OutboxRelayOptions {
   batchSize?: number;
   /** Poll period in ms when nothing signals (default 1000). */
   pollMs?: number;
+  /** How long the relay waits after a commit's signal for more commits to join its batch (ms, default 2). */
+  gatherMs?: number;
   /** Sent rows older than this are deleted (default 24 h). */
   retainSentMs?: number;
   /** Inbox rows older than this are deleted (default 30 days; longer than any redelivery can come). */
@@ -147,7 +149,21 @@ export function startOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   };
 
   const onSignal = () => void kick();
-  outboxSignal.on('pending', onSignal);
+  // Commits signal one by one; those of the next few milliseconds join one batch (one SELECT and one
+  // UPDATE for them all) instead of a pass each. A pass already running picks them up when it ends.
+  const gatherMs = opts.gatherMs ?? 2;
+  let gathering: NodeJS.Timeout | null = null;
+  const onCommit = () => {
+    if (running) {
+      again = true;
+      return;
+    }
+    gathering ??= setTimeout(() => {
+      gathering = null;
+      void kick();
+    }, gatherMs);
+  };
+  outboxSignal.on('pending', onCommit);
   broker.on('connected', onSignal);
   // A publishing channel RabbitMQ closed under a live connection is reopened by the broker: resume
   // at once rather than at the next poll.
@@ -163,7 +179,8 @@ export function startOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     },
     async stop() {
       clearInterval(timer);
-      outboxSignal.off('pending', onSignal);
+      if (gathering) clearTimeout(gathering);
+      outboxSignal.off('pending', onCommit);
       broker.off('connected', onSignal);
       broker.off('channel-reopened', onSignal);
       await kick();
