@@ -72,13 +72,3 @@ export function runTool(command: string, args: readonly string[], options: RunTo
     });
   });
 }
-
-/** True while any process of the group `pgid` is alive. */
-export function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
