@@ -28,7 +28,10 @@ export const AttachmentConvertedV1 = defineEvent({
           {
             sha256: Sha256,
             size: Type.Integer({ minimum: 1, description: 'Bytes' }),
-            filename: Type.String({ minLength: 1, description: 'Name it is filed under: the original base name, .pdf' }),
+            filename: Type.String({
+              minLength: 1,
+              description: 'Name it is filed under: the original base name, .pdf',
+            }),
           },
           { additionalProperties: false },
         ),

@@ -287,7 +287,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (logLevelBad)
       problems.push(`LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent`);
     if (validate.errors?.some((e) => e.instancePath === '/CONVERTER'))
-      problems.push(`CONVERTER: must be one of auto, local, gotenberg, off (got ${JSON.stringify(input['CONVERTER'])})`);
+      problems.push(
+        `CONVERTER: must be one of auto, local, gotenberg, off (got ${JSON.stringify(input['CONVERTER'])})`,
+      );
   }
   const raw = input as RawConfig;
 

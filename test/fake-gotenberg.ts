@@ -22,7 +22,9 @@ import { pdf } from './file-fixtures.js';
 
 /** Extensions Gotenberg's LibreOffice route accepts (a subset of the reference's list). */
 const ACCEPTED = new Set(
-  'doc docx docm dot dotx odt ott rtf txt xls xlsx xlsm ods ots csv ppt pptx pptm odp otp odg html'.split(' '),
+  'doc docx docm dot dotx odt ott rtf txt xls xlsx xlsm ods ots csv ppt pptx pptm odp otp odg html'.split(
+    ' ',
+  ),
 );
 const ZIP_BASED = new Set('docx docm dotx xlsx xlsm pptx pptm odt ott ods ots odp otp odg'.split(' '));
 
@@ -79,9 +81,12 @@ export class FakeGotenberg {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
-    if (req.method === 'GET' && path === '/health') return send(res, 200, 'application/json', '{"status":"up"}');
-    if (this.basicAuth && req.headers.authorization !== this.basicAuth) return send(res, 401, 'text/plain', 'Unauthorized');
-    if (req.method !== 'POST' || path !== '/forms/libreoffice/convert') return send(res, 404, 'text/plain', 'Not Found');
+    if (req.method === 'GET' && path === '/health')
+      return send(res, 200, 'application/json', '{"status":"up"}');
+    if (this.basicAuth && req.headers.authorization !== this.basicAuth)
+      return send(res, 401, 'text/plain', 'Unauthorized');
+    if (req.method !== 'POST' || path !== '/forms/libreoffice/convert')
+      return send(res, 404, 'text/plain', 'Not Found');
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     let form: FormData;
@@ -99,7 +104,8 @@ export class FakeGotenberg {
     const fields: Record<string, string> = {};
     for (const [key, value] of form.entries()) {
       if (typeof value === 'string') fields[key] = value;
-      else if (key === 'files') files.push({ name: value.name, bytes: Buffer.from(await value.arrayBuffer()) });
+      else if (key === 'files')
+        files.push({ name: value.name, bytes: Buffer.from(await value.arrayBuffer()) });
     }
     this.requests.push({ files, fields, authorization: req.headers.authorization });
 
@@ -107,19 +113,40 @@ export class FakeGotenberg {
     if (failure) {
       failure.times -= 1;
       if (failure.times <= 0) this.failures.shift();
-      return send(res, failure.status, 'text/plain', failure.status === 503 ? 'Service Unavailable' : 'Error');
+      return send(
+        res,
+        failure.status,
+        'text/plain',
+        failure.status === 503 ? 'Service Unavailable' : 'Error',
+      );
     }
     if (this.hanging) {
       this.pending.add(res);
       return;
     }
-    if (files.length === 0) return send(res, 400, 'text/plain', "Invalid form data: no form file found for extensions: [.doc .docx ...]");
+    if (files.length === 0)
+      return send(
+        res,
+        400,
+        'text/plain',
+        'Invalid form data: no form file found for extensions: [.doc .docx ...]',
+      );
     for (const f of files) {
       const ext = f.name.slice(f.name.lastIndexOf('.') + 1).toLowerCase();
       if (!ACCEPTED.has(ext))
-        return send(res, 400, 'text/plain', `Invalid form data: no form file found for extensions: [.${ext}]`);
+        return send(
+          res,
+          400,
+          'text/plain',
+          `Invalid form data: no form file found for extensions: [.${ext}]`,
+        );
       if (ZIP_BASED.has(ext) && f.bytes.subarray(0, 2).toString('latin1') !== 'PK')
-        return send(res, 400, 'text/plain', 'LibreOffice failed to process a document: possible causes include malformed document or an invalid password');
+        return send(
+          res,
+          400,
+          'text/plain',
+          'LibreOffice failed to process a document: possible causes include malformed document or an invalid password',
+        );
     }
     const trace = randomUUID();
     const first = files[0]!;

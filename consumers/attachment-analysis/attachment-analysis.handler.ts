@@ -67,7 +67,8 @@ export function createAttachmentAnalysisHandler(
       if (result.verdict === 'accepted' && result.detectedType === 'application/pdf' && deps.pdfPreview) {
         const preview = await deps.pdfPreview(await buffer(await deps.blobs.open(d.sha256)));
         if (preview?.ok) result = { ...result, thumbnail: preview.thumbnail };
-        else if (preview) result = { ...result, reason: `${result.reason} No preview: ${preview.reason}`.slice(0, 2000) };
+        else if (preview)
+          result = { ...result, reason: `${result.reason} No preview: ${preview.reason}`.slice(0, 2000) };
       }
       const thumbnailSha256 = result.thumbnail ? (await deps.blobs.put(result.thumbnail)).sha256 : null;
       const conversionPending =

@@ -39,7 +39,12 @@ interface Outcome {
  * `failed` with the reason: the email completes and the original is filed all the same.
  */
 export function createConversionHandler(deps: ConversionDeps): ConsumerDefinition<'attachment.analyzed'> {
-  const convert = async (d: AttachmentAnalyzedV1['data'], extension: string, filename: string, ctx: HandlerContext) => {
+  const convert = async (
+    d: AttachmentAnalyzedV1['data'],
+    extension: string,
+    filename: string,
+    ctx: HandlerContext,
+  ) => {
     const reused = await earlierConversion(ctx, d.sha256);
     if (reused?.pdf) return { ...reused, pdf: { ...reused.pdf, filename: pdfFilename(filename) } };
     let pdf: Buffer;
@@ -82,64 +87,78 @@ export function createConversionHandler(deps: ConversionDeps): ConsumerDefinitio
         .select(['filename', 'conversion_status'])
         .where('id', '=', d.attachmentId)
         .executeTakeFirst();
-      if (!row) throw new RetryableError('CONVERT.ATTACHMENT_UNKNOWN', `Attachment ${d.attachmentId} is not recorded (yet)`);
+      if (!row)
+        throw new RetryableError(
+          'CONVERT.ATTACHMENT_UNKNOWN',
+          `Attachment ${d.attachmentId} is not recorded (yet)`,
+        );
       const extension = officeExtension(d.detectedType, row.filename);
       if (extension === null) return;
       if (row.conversion_status === 'converted' || row.conversion_status === 'failed') return;
 
       // One conversion of these bytes at a time across every process: the second waits and reuses it.
       const lockWait = Math.ceil(deps.timeoutMs / 1000) + 30;
-      const done = await withNamedLock(ctx.db, `postroom:convert:${d.sha256.slice(0, 40)}`, lockWait, async () => {
-        const outcome = await convert(d, extension, row.filename, ctx);
-        await ctx.commit(async (trx, emit) => {
-          const updated = await trx
-            .updateTable('attachments')
-            .set({
-              conversion_status: outcome.status,
-              conversion_reason: outcome.reason.slice(0, 2000),
-              conversion_converter: deps.converter.name,
-              pdf_sha256: outcome.pdf?.sha256 ?? null,
-              pdf_size: outcome.pdf?.size ?? null,
-              pdf_filename: outcome.pdf?.filename ?? null,
-              pdf_drive_status: outcome.pdf ? 'pending' : null,
-              converted_at: new Date(),
-            })
-            .where('id', '=', d.attachmentId)
-            .where((eb) => eb.or([eb('conversion_status', 'is', null), eb('conversion_status', '=', 'pending')]))
-            .executeTakeFirst();
-          if (Number(updated.numUpdatedRows) === 0) return;
-          if (outcome.thumbnailSha256)
-            await trx
+      const done = await withNamedLock(
+        ctx.db,
+        `postroom:convert:${d.sha256.slice(0, 40)}`,
+        lockWait,
+        async () => {
+          const outcome = await convert(d, extension, row.filename, ctx);
+          await ctx.commit(async (trx, emit) => {
+            const updated = await trx
               .updateTable('attachments')
-              .set({ thumbnail_sha256: outcome.thumbnailSha256 })
+              .set({
+                conversion_status: outcome.status,
+                conversion_reason: outcome.reason.slice(0, 2000),
+                conversion_converter: deps.converter.name,
+                pdf_sha256: outcome.pdf?.sha256 ?? null,
+                pdf_size: outcome.pdf?.size ?? null,
+                pdf_filename: outcome.pdf?.filename ?? null,
+                pdf_drive_status: outcome.pdf ? 'pending' : null,
+                converted_at: new Date(),
+              })
               .where('id', '=', d.attachmentId)
-              .where('thumbnail_sha256', 'is', null)
-              .execute();
-          await appendTimeline(trx, [
-            {
-              emailId: d.emailId,
-              stage: 'convert',
-              event: `attachment.${outcome.status === 'converted' ? 'converted' : 'conversion-failed'}`,
-              detail: `${row.filename}: ${outcome.reason}`,
-            },
-          ]);
-          emit(
-            ctx.event('attachment.converted', {
-              attachmentId: d.attachmentId,
-              emailId: d.emailId,
-              sha256: d.sha256,
-              status: outcome.status,
-              reason: outcome.reason.slice(0, 2000),
-              converter: deps.converter.name,
-              pdf: outcome.pdf,
-              thumbnailSha256: outcome.thumbnailSha256,
-            }),
-          );
-        });
-        return outcome;
-      });
+              .where((eb) =>
+                eb.or([eb('conversion_status', 'is', null), eb('conversion_status', '=', 'pending')]),
+              )
+              .executeTakeFirst();
+            if (Number(updated.numUpdatedRows) === 0) return;
+            if (outcome.thumbnailSha256)
+              await trx
+                .updateTable('attachments')
+                .set({ thumbnail_sha256: outcome.thumbnailSha256 })
+                .where('id', '=', d.attachmentId)
+                .where('thumbnail_sha256', 'is', null)
+                .execute();
+            await appendTimeline(trx, [
+              {
+                emailId: d.emailId,
+                stage: 'convert',
+                event: `attachment.${outcome.status === 'converted' ? 'converted' : 'conversion-failed'}`,
+                detail: `${row.filename}: ${outcome.reason}`,
+              },
+            ]);
+            emit(
+              ctx.event('attachment.converted', {
+                attachmentId: d.attachmentId,
+                emailId: d.emailId,
+                sha256: d.sha256,
+                status: outcome.status,
+                reason: outcome.reason.slice(0, 2000),
+                converter: deps.converter.name,
+                pdf: outcome.pdf,
+                thumbnailSha256: outcome.thumbnailSha256,
+              }),
+            );
+          });
+          return outcome;
+        },
+      );
       if (done === LOCK_BUSY)
-        throw new RetryableError('CONVERT.LOCK_TIMEOUT', `Another process is converting the same bytes (${d.sha256})`);
+        throw new RetryableError(
+          'CONVERT.LOCK_TIMEOUT',
+          `Another process is converting the same bytes (${d.sha256})`,
+        );
       ctx.log.info({ attachmentId: d.attachmentId, status: done.status }, 'document conversion recorded');
     },
   };

@@ -8,9 +8,9 @@ import { createMysqlBlobStore } from '../../infra/blobs/mysql-blob-store.js';
 import { postroomTopology } from '../../infra/broker/subscriptions.js';
 import { loadConfig } from '../../infra/config.js';
 import { recordEmail } from '../../infra/db/repositories/emails.repository.js';
-import { startPostroom, type Postroom } from '../../main.js';
+import { startPostroom } from '../../main.js';
 import { deleteTestTopology, testLogger, testNamespace, waitFor } from '../../test/broker.js';
-import { createTestDatabase, type TestDatabase } from '../../test/db.js';
+import { createTestDatabase } from '../../test/db.js';
 import { FakeGotenberg } from '../../test/fake-gotenberg.js';
 import { FIXTURE_WORDS, NO_SOFFICE, officeFixture, pdfText, SOFFICE } from '../../test/office.js';
 
@@ -84,7 +84,8 @@ async function startStack(label: string, env: Record<string, string>) {
     t.db.selectFrom('attachments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
   const api = (path: string) =>
     fetch(`http://127.0.0.1:${app.port}${path}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
-  const filed = async () => (await readdir(join(storage, ...FOLDER))).filter((n) => !n.startsWith('.')).sort();
+  const filed = async () =>
+    (await readdir(join(storage, ...FOLDER))).filter((n) => !n.startsWith('.')).sort();
   const processed = async (emailId: string) =>
     (await t.db.selectFrom('outbox').select('body').where('routing_key', '=', 'email.processed').execute())
       .map((r) => JSON.parse(String(r.body)) as EmailProcessedV1)
@@ -163,7 +164,9 @@ describe('conversion in the pipeline (CONVERTER=gotenberg, a fake Gotenberg)', (
 
   it('converts the same bytes once, and files the PDF under each attachment own name', async () => {
     const before = fake.requests.length;
-    const { emailId, ids } = await s.mail([{ name: 'copy of report.docx', bytes: officeFixture('words.docx') }]);
+    const { emailId, ids } = await s.mail([
+      { name: 'copy of report.docx', bytes: officeFixture('words.docx') },
+    ]);
     await s.done(emailId);
     expect(fake.requests.length).toBe(before);
     expect(await s.attachment(ids[0]!)).toMatchObject({
@@ -180,17 +183,29 @@ describe('conversion in the pipeline (CONVERTER=gotenberg, a fake Gotenberg)', (
     const email = await s.done(emailId);
     expect(email.status).toBe('done');
     const a = await s.attachment(ids[0]!);
-    expect(a).toMatchObject({ verdict: 'accepted', drive_status: 'uploaded', conversion_status: 'failed', pdf_sha256: null });
+    expect(a).toMatchObject({
+      verdict: 'accepted',
+      drive_status: 'uploaded',
+      conversion_status: 'failed',
+      pdf_sha256: null,
+    });
     expect(a.conversion_reason).toMatch(/Gotenberg could not convert the document \(400/);
     expect(await s.filed()).toContain('damaged.docx');
     expect(await s.filed()).not.toContain('damaged.pdf');
     const converted = await s.api(`/api/v1/attachments/${a.id}/converted`);
     expect(converted.status).toBe(404);
     expect(await converted.json()).toMatchObject({
-      error: { code: 'CONVERSION.NOT_FOUND', message: expect.stringMatching(/conversion failed: Gotenberg could not/) as string },
+      error: {
+        code: 'CONVERSION.NOT_FOUND',
+        message: expect.stringMatching(/conversion failed: Gotenberg could not/) as string,
+      },
     });
     const [event] = await s.processed(emailId);
-    expect(event?.data.attachments[0]?.conversion).toMatchObject({ status: 'failed', pdfFilename: null, link: null });
+    expect(event?.data.attachments[0]?.conversion).toMatchObject({
+      status: 'failed',
+      pdfFilename: null,
+      link: null,
+    });
   }, 60_000);
 
   it('leaves what is not an office document alone: a PDF gets its first page as thumbnail and no conversion', async () => {
@@ -225,8 +240,16 @@ describe.skipIf(!SOFFICE)('conversion in the pipeline (CONVERTER=local, LibreOff
     ]);
     await s.done(emailId);
     const [ledger, damaged] = [await s.attachment(ids[0]!), await s.attachment(ids[1]!)];
-    expect(ledger).toMatchObject({ conversion_status: 'converted', conversion_converter: 'local', pdf_drive_status: 'uploaded' });
-    expect(damaged).toMatchObject({ verdict: 'accepted', drive_status: 'uploaded', conversion_status: 'failed' });
+    expect(ledger).toMatchObject({
+      conversion_status: 'converted',
+      conversion_converter: 'local',
+      pdf_drive_status: 'uploaded',
+    });
+    expect(damaged).toMatchObject({
+      verdict: 'accepted',
+      drive_status: 'uploaded',
+      conversion_status: 'failed',
+    });
     expect(damaged.conversion_reason).toMatch(/LibreOffice could not convert the document/);
     expect(await s.filed()).toEqual(['damaged.docx', 'ledger.pdf', 'ledger.xlsx']);
     const text = pdfText(await readFile(join(s.storage, ...FOLDER, 'ledger.pdf'))).toLowerCase();

@@ -36,7 +36,9 @@ describe('gotenberg converter (against a fake Gotenberg 8)', () => {
   it('leaves a Gotenberg still busy after its tries to the consumer retries (retryable)', async () => {
     fake.failNext(503, 10);
     const converter = createGotenbergConverter({ url: fake.url, backoffMs: 10, attempts: 3 });
-    const error = await converter.convert({ bytes: docx(), extension: 'docx' }, 10_000).catch((e: unknown) => e);
+    const error = await converter
+      .convert({ bytes: docx(), extension: 'docx' }, 10_000)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RetryableError);
     expect((error as RetryableError).code).toBe('CONVERT.GOTENBERG_BUSY');
     expect(fake.requests).toHaveLength(3);
@@ -48,7 +50,9 @@ describe('gotenberg converter (against a fake Gotenberg 8)', () => {
       .convert({ bytes: Buffer.from('not a zip at all'), extension: 'docx' }, 10_000)
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConversionFailed);
-    expect((error as Error).message).toMatch(/Gotenberg could not convert the document \(400: LibreOffice failed/);
+    expect((error as Error).message).toMatch(
+      /Gotenberg could not convert the document \(400: LibreOffice failed/,
+    );
     expect(fake.requests).toHaveLength(1);
   });
 

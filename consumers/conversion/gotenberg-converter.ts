@@ -11,7 +11,13 @@
  * - User and password in the URL (`https://user:pass@host`) become a Basic `Authorization` header.
  */
 import { RetryableError } from '../../infra/errors.js';
-import { ConversionFailed, looksLikePdf, seconds, type ConversionInput, type Converter } from './converter.js';
+import {
+  ConversionFailed,
+  looksLikePdf,
+  seconds,
+  type ConversionInput,
+  type Converter,
+} from './converter.js';
 
 /** Options of {@link createGotenbergConverter}. */
 export interface GotenbergOptions {
@@ -33,7 +39,10 @@ export function createGotenbergConverter(options: GotenbergOptions): Converter {
     base.username = '';
     base.password = '';
   }
-  const endpoint = new URL('forms/libreoffice/convert', base.href.endsWith('/') ? base.href : `${base.href}/`);
+  const endpoint = new URL(
+    'forms/libreoffice/convert',
+    base.href.endsWith('/') ? base.href : `${base.href}/`,
+  );
   const attempts = Math.max(1, options.attempts ?? 3);
   const backoffMs = options.backoffMs ?? 1000;
 
@@ -50,20 +59,29 @@ export function createGotenbergConverter(options: GotenbergOptions): Converter {
           res = await fetch(endpoint, { method: 'POST', body: form, headers, signal, redirect: 'error' });
         } catch (err) {
           if (signal.aborted) throw timedOut(timeoutMs, err);
-          throw new RetryableError('CONVERT.GOTENBERG_UNREACHABLE', `Gotenberg at ${endpoint.host} could not be reached`, {
-            cause: err,
-          });
+          throw new RetryableError(
+            'CONVERT.GOTENBERG_UNREACHABLE',
+            `Gotenberg at ${endpoint.host} could not be reached`,
+            {
+              cause: err,
+            },
+          );
         }
         let body: Buffer;
         try {
           body = Buffer.from(await res.arrayBuffer());
         } catch (err) {
           if (signal.aborted) throw timedOut(timeoutMs, err);
-          throw new RetryableError('CONVERT.GOTENBERG_UNREACHABLE', 'the answer of Gotenberg broke off', { cause: err });
+          throw new RetryableError('CONVERT.GOTENBERG_UNREACHABLE', 'the answer of Gotenberg broke off', {
+            cause: err,
+          });
         }
         if (res.ok) {
           if (!looksLikePdf(body))
-            throw new RetryableError('CONVERT.GOTENBERG_BAD_ANSWER', `Gotenberg answered ${res.status} without a PDF`);
+            throw new RetryableError(
+              'CONVERT.GOTENBERG_BAD_ANSWER',
+              `Gotenberg answered ${res.status} without a PDF`,
+            );
           return body;
         }
         const detail = body.toString('utf8').replace(/\s+/g, ' ').trim().slice(0, 200);
@@ -74,14 +92,20 @@ export function createGotenbergConverter(options: GotenbergOptions): Converter {
             if (!(await sleep(pause, signal))) throw timedOut(timeoutMs, null);
             continue;
           }
-          throw new RetryableError('CONVERT.GOTENBERG_BUSY', `Gotenberg answered 503 ${attempts} times (${last || 'no detail'})`);
+          throw new RetryableError(
+            'CONVERT.GOTENBERG_BUSY',
+            `Gotenberg answered 503 ${attempts} times (${last || 'no detail'})`,
+          );
         }
         if (res.status >= 400 && res.status < 500)
           throw new ConversionFailed(
             'CONVERT.FAILED',
             `Gotenberg could not convert the document (${res.status}${detail ? `: ${detail}` : ''}).`,
           );
-        throw new RetryableError('CONVERT.GOTENBERG_FAILED', `Gotenberg answered ${res.status} (${detail || 'no detail'})`);
+        throw new RetryableError(
+          'CONVERT.GOTENBERG_FAILED',
+          `Gotenberg answered ${res.status} (${detail || 'no detail'})`,
+        );
       }
       throw new RetryableError('CONVERT.GOTENBERG_BUSY', `Gotenberg answered 503 (${last})`);
     },

@@ -92,12 +92,18 @@ describe.skipIf(!SOFFICE)('local converter (LibreOffice headless)', () => {
       },
     });
     const one = (ext: string) =>
-      convert.convert({ bytes: officeFixture(`words.${ext}`), extension: ext }, 60_000).finally(() => (running -= 1));
+      convert
+        .convert({ bytes: officeFixture(`words.${ext}`), extension: ext }, 60_000)
+        .finally(() => (running -= 1));
     await Promise.all([one('odt'), one('rtf')]);
     expect(most).toBe(1);
   }, 120_000);
 
   it('leaves no temp folders of its own behind', () => {
-    expect(readdirSync(tmpdir()).filter((f) => f.startsWith('postroom-convert-') && existsSync(`${tmpdir()}/${f}/profile`))).toEqual([]);
+    expect(
+      readdirSync(tmpdir()).filter(
+        (f) => f.startsWith('postroom-convert-') && existsSync(`${tmpdir()}/${f}/profile`),
+      ),
+    ).toEqual([]);
   });
 });

@@ -15,7 +15,13 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { runTool } from '../../infra/documents/run-tool.js';
 import { RetryableError } from '../../infra/errors.js';
-import { ConversionFailed, looksLikePdf, seconds, type ConversionInput, type Converter } from './converter.js';
+import {
+  ConversionFailed,
+  looksLikePdf,
+  seconds,
+  type ConversionInput,
+  type Converter,
+} from './converter.js';
 
 /** Options of {@link createLocalConverter}. */
 export interface LocalConverterOptions {
@@ -72,7 +78,9 @@ export function createLocalConverter(options: LocalConverterOptions = {}): Conve
     try {
       dir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'postroom-convert-'));
     } catch (err) {
-      throw new RetryableError('CONVERT.TEMP_FAILED', 'could not make a temp folder for the conversion', { cause: err });
+      throw new RetryableError('CONVERT.TEMP_FAILED', 'could not make a temp folder for the conversion', {
+        cause: err,
+      });
     }
     try {
       const profile = join(dir, 'profile');

@@ -31,15 +31,7 @@ export async function completeEmailIfFinal(
   }
   const attachments = await trx
     .selectFrom('attachments')
-    .select([
-      'id',
-      'filename',
-      'verdict',
-      'reason',
-      'drive_status',
-      'drive_link',
-      ...CONVERSION_COLUMNS,
-    ])
+    .select(['id', 'filename', 'verdict', 'reason', 'drive_status', 'drive_link', ...CONVERSION_COLUMNS])
     .where('email_id', '=', emailId)
     .orderBy('seq')
     .execute();

@@ -78,6 +78,9 @@ export async function fileOnce(req: FileOnceRequest): Promise<FilingOutcome> {
     } satisfies FilingOutcome;
   });
   if (filed === LOCK_BUSY)
-    throw new RetryableError('DRIVE.LOCK_TIMEOUT', `Another consumer is filing the same bytes into ${req.folder}`);
+    throw new RetryableError(
+      'DRIVE.LOCK_TIMEOUT',
+      `Another consumer is filing the same bytes into ${req.folder}`,
+    );
   return filed;
 }

@@ -61,7 +61,11 @@ export async function filePdf(
       open: () => deps.blobs.open(pdf.sha256),
       name: pdf.filename,
       mimeType: 'application/pdf',
-      appProperties: { emailId: d.emailId, attachmentId: d.attachmentId, convertedFrom: d.sha256.slice(0, 64) },
+      appProperties: {
+        emailId: d.emailId,
+        attachmentId: d.attachmentId,
+        convertedFrom: d.sha256.slice(0, 64),
+      },
       reservedFileId: row.pdf_drive_file_id,
       saveReservedId: async (fileId) => {
         await ctx.db

@@ -6,7 +6,9 @@ import { pdfPreviewAvailable, renderPdfPreview } from './pdf-preview.js';
 
 const available = pdfPreviewAvailable();
 if (!available)
-  console.warn('pdf-preview.int.test.ts skipped: pdftoppm (poppler-utils) is not on the PATH; run scripts/install-converter.sh');
+  console.warn(
+    'pdf-preview.int.test.ts skipped: pdftoppm (poppler-utils) is not on the PATH; run scripts/install-converter.sh',
+  );
 
 /** A one-page PDF with this page box and these (Flate-compressed) page contents. */
 function pdfWith(mediaBox: string, contents: Buffer): Buffer {
@@ -52,7 +54,9 @@ describe.skipIf(!available)('PDF previews (pdftoppm, then sharp)', () => {
     const outcome = await renderPdfPreview(pdfWith('0 0 14400 100000', Buffer.from('0 0 10 10 re f')));
     expect(outcome).toEqual({
       ok: false,
-      reason: expect.stringMatching(/declares 14400 × 100000 points, more than the 14400-point limit/) as string,
+      reason: expect.stringMatching(
+        /declares 14400 × 100000 points, more than the 14400-point limit/,
+      ) as string,
     });
   });
 

@@ -39,7 +39,10 @@ export interface PreviewOptions {
 
 /** True when poppler-utils (`pdftoppm`, `pdfinfo`) is on the PATH. */
 export function pdfPreviewAvailable(): boolean {
-  return findOnPath('pdftoppm', process.env['PATH']) !== null && findOnPath('pdfinfo', process.env['PATH']) !== null;
+  return (
+    findOnPath('pdftoppm', process.env['PATH']) !== null &&
+    findOnPath('pdfinfo', process.env['PATH']) !== null
+  );
 }
 
 /** Renders the first page of `pdf` to a WebP thumbnail; see the module comment for the bounds. */
@@ -55,7 +58,8 @@ export async function renderPdfPreview(pdf: Buffer, options: PreviewOptions = {}
     await writeFile(input, pdf);
     const info = await runTool('pdfinfo', ['-f', '1', '-l', '1', input], { timeoutMs, env: quietEnv() });
     if (info.timedOut) return { ok: false, reason: tookTooLong(timeoutMs) };
-    if (info.code !== 0) return { ok: false, reason: `The PDF could not be read (${firstLine(info.output)}).` };
+    if (info.code !== 0)
+      return { ok: false, reason: `The PDF could not be read (${firstLine(info.output)}).` };
     const page = pageSize(info.output);
     if (page && Math.max(page.width, page.height) > maxPoints) {
       return {
@@ -68,7 +72,8 @@ export async function renderPdfPreview(pdf: Buffer, options: PreviewOptions = {}
     const args = ['-f', '1', '-l', '1', '-singlefile', '-scale-to', String(size), '-png', input, out];
     const run = await runTool('pdftoppm', args, { timeoutMs: left, env: quietEnv() });
     if (run.timedOut) return { ok: false, reason: tookTooLong(timeoutMs) };
-    if (run.code !== 0) return { ok: false, reason: `The first page could not be rendered (${firstLine(run.output)}).` };
+    if (run.code !== 0)
+      return { ok: false, reason: `The first page could not be rendered (${firstLine(run.output)}).` };
     const png = await readFile(`${out}.png`);
     const thumbnail = await sharp(png, { limitInputPixels: size * size * 4 })
       .resize({ width: size, height: size, fit: 'inside', withoutEnlargement: true })
@@ -82,7 +87,9 @@ export async function renderPdfPreview(pdf: Buffer, options: PreviewOptions = {}
 
 /** Page 1's size from pdfinfo's `Page    1 size: 612 x 792 pts (letter)`, with its rotation ignored. */
 function pageSize(text: string): { width: number; height: number } | null {
-  const m = /Page\s+1 size:\s*([\d.]+) x ([\d.]+) pts/.exec(text) ?? /Page size:\s*([\d.]+) x ([\d.]+) pts/.exec(text);
+  const m =
+    /Page\s+1 size:\s*([\d.]+) x ([\d.]+) pts/.exec(text) ??
+    /Page size:\s*([\d.]+) x ([\d.]+) pts/.exec(text);
   return m ? { width: Number(m[1]), height: Number(m[2]) } : null;
 }
 

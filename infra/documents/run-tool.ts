@@ -31,7 +31,11 @@ export interface RunToolOptions {
 const OUTPUT_KEEP = 4096;
 
 /** Runs `command args` in a new process group; resolves when it has exited (or was killed), never rejects on a non-zero exit. */
-export function runTool(command: string, args: readonly string[], options: RunToolOptions): Promise<ToolResult> {
+export function runTool(
+  command: string,
+  args: readonly string[],
+  options: RunToolOptions,
+): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       detached: true, // its own process group: `kill(-pid)` reaches everything it starts

@@ -37,7 +37,8 @@ export function attachmentLine(a: AttachmentView): string {
   else if (a.driveStatus === 'pending' && a.verdict !== 'pending') line += ' · filing…';
   const c = a.conversion;
   if (c?.status === 'converted' && c.link) line += ` · PDF: ${htmlLink(c.link, 'open')}`;
-  else if (c?.status === 'converted' && c.driveStatus === 'failed') line += ' · PDF made, ⚠️ filing it failed';
+  else if (c?.status === 'converted' && c.driveStatus === 'failed')
+    line += ' · PDF made, ⚠️ filing it failed';
   else if (c?.status === 'failed') line += ` · ⚠️ no PDF (${escapeHtml(clipText(c.reason, 200))})`;
   else if (c?.status === 'pending') line += ' · converting…';
   return line;

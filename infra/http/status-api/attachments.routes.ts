@@ -49,7 +49,12 @@ export function attachmentRoutes(deps: StatusApiDeps): Router {
       throw new HttpError(404, 'CONVERSION.NOT_FOUND', `Attachment ${id} has no converted PDF: ${why}`);
     }
     const info = await deps.blobs.stat(sha);
-    if (!info) throw new HttpError(404, 'CONVERSION.NOT_FOUND', `The converted PDF of attachment ${id} is no longer stored`);
+    if (!info)
+      throw new HttpError(
+        404,
+        'CONVERSION.NOT_FOUND',
+        `The converted PDF of attachment ${id} is no longer stored`,
+      );
     res.setHeader('Cache-Control', 'private, max-age=86400');
     res.setHeader('ETag', `"${sha}"`);
     res.setHeader('X-Content-Type-Options', 'nosniff');

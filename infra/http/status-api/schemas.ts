@@ -140,7 +140,9 @@ export const Attachment = Type.Object(
               {
                 sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
                 size: Type.Integer({ minimum: 0, description: 'Bytes' }),
-                filename: Type.String({ description: 'Name it is filed under (the original base name, .pdf)' }),
+                filename: Type.String({
+                  description: 'Name it is filed under (the original base name, .pdf)',
+                }),
                 url: Type.String({ description: 'Path of the PDF (GET .../converted)' }),
                 drive: Type.Object(
                   { status: DriveStatus, fileId: Nullable(Type.String()), link: Nullable(Type.String()) },
@@ -154,7 +156,8 @@ export const Attachment = Type.Object(
         },
         {
           additionalProperties: false,
-          description: 'Conversion of an office document to PDF; null when not converted (not an office document, or no converter)',
+          description:
+            'Conversion of an office document to PDF; null when not converted (not an office document, or no converter)',
         },
       ),
     ),
