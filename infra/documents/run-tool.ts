@@ -2,7 +2,8 @@
  * Runs an outside program (soffice, pdftoppm) as the leader of its own process group, with a time
  * limit after which the whole group is killed: soffice starts `oosplash` and `soffice.bin`, and killing
  * only the first would leave the others running. The group is killed once more after the leader exits,
- * so nothing it started outlives the call.
+ * so nothing it started outlives the call, and every group still running is killed when this process
+ * exits (a stop in the middle of a conversion: the message is redelivered and converted again).
  */
 import { spawn } from 'node:child_process';
 
@@ -29,6 +30,19 @@ export interface RunToolOptions {
 }
 
 const OUTPUT_KEEP = 4096;
+
+/** Process groups still running: killed when this process exits, so no tool outlives Postroom. */
+const liveGroups = new Set<number>();
+let exitHook = false;
+function killLiveGroups(): void {
+  for (const pgid of liveGroups) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
 
 /** Runs `command args` in a new process group; resolves when it has exited (or was killed), never rejects on a non-zero exit. */
 export function runTool(
@@ -62,7 +76,15 @@ export function runTool(
       timedOut = true;
       killGroup();
     }, options.timeoutMs);
-    child.once('spawn', () => child.pid !== undefined && options.onStart?.(child.pid));
+    child.once('spawn', () => {
+      if (child.pid === undefined) return;
+      liveGroups.add(child.pid);
+      if (!exitHook) {
+        exitHook = true;
+        process.once('exit', killLiveGroups);
+      }
+      options.onStart?.(child.pid);
+    });
     child.once('error', (err) => {
       clearTimeout(timer);
       reject(err);
@@ -72,6 +94,7 @@ export function runTool(
     child.once('close', (code) => {
       clearTimeout(timer);
       killGroup();
+      if (child.pid !== undefined) liveGroups.delete(child.pid);
       resolve({ code, timedOut, output });
     });
   });
