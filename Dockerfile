@@ -5,6 +5,14 @@
 #   docker build -t postroom:local .
 #   docker run --rm -p 8080:8080 -e AMQP_URL=... -e MYSQL_URL=... -e ROLES=api postroom:local
 #
+#   docker build --build-arg DOCUMENT_TOOLS=libreoffice -t postroom:converter .   # CONVERTER=local
+#
+# DOCUMENT_TOOLS (default none, the lean image): `previews` adds poppler-utils (pdftoppm: the first page
+# of PDFs becomes their thumbnail; a few MB); `libreoffice` adds that and headless LibreOffice (Writer,
+# Calc, Impress) with the metric-compatible fonts, for CONVERTER=local (about 316 MB more). With
+# CONVERTER=local, run the container with an init (`docker run --init`, Compose `init: true`) so the
+# helpers soffice leaves behind are reaped.
+#
 # Stages: `build` compiles TypeScript with every dependency; `deps` installs production dependencies
 # only; `runtime` gets the compiled code and those dependencies, nothing else (no compiler, no npm cache,
 # no sources, no tests). sharp ships its libvips in a registry package for glibc, so bookworm-slim needs
@@ -37,6 +45,18 @@ RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts --no
 
 # ---------------------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
+ARG DOCUMENT_TOOLS=none
+# The same packages as scripts/install-converter.sh; none at all by default.
+RUN case "$DOCUMENT_TOOLS" in \
+      none) ;; \
+      previews) apt-get update && apt-get install -y --no-install-recommends poppler-utils \
+        && rm -rf /var/lib/apt/lists/* ;; \
+      libreoffice) apt-get update && apt-get install -y --no-install-recommends \
+          libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui \
+          fonts-crosextra-carlito fonts-crosextra-caladea fonts-liberation2 fonts-dejavu-core poppler-utils \
+        && rm -rf /var/lib/apt/lists/* ;; \
+      *) echo "DOCUMENT_TOOLS must be none, previews or libreoffice (got $DOCUMENT_TOOLS)" >&2; exit 1 ;; \
+    esac
 LABEL org.opencontainers.image.title="postroom" \
       org.opencontainers.image.description="Event-driven mail room: IMAP and Telegram in; Drive, outbound APIs and Telegram notifications out" \
       org.opencontainers.image.licenses="MIT"

@@ -50,6 +50,16 @@ const ROLE_STARTERS: Record<Role, RoleStarter> = {
   notify: async (ctx) => (await import('./consumers/telegram-notifier/index.js')).startTelegramNotifier(ctx),
   outbound: async (ctx) => (await import('./consumers/outbound-api/index.js')).startOutboundApi(ctx),
   api: async (ctx) => (await import('./infra/http/status-api/index.js')).startStatusApi(ctx),
+  convert: async (ctx) => {
+    if (ctx.config.converter === 'off') {
+      ctx.log.info(
+        { CONVERTER: ctx.config.CONVERTER },
+        'convert role: no converter (CONVERTER=off, or auto without soffice on the PATH); documents are not converted',
+      );
+      return null;
+    }
+    return (await import('./consumers/conversion/index.js')).startConversion(ctx);
+  },
 };
 
 /** The consumer queues this process declares: the main path always, the optional ones when it runs them configured. */
@@ -59,6 +69,9 @@ export function declaredConsumers(config: Config): ConsumerName[] {
   if (has('outbound') && config.HOOKS_FILE) names.push('outbound-api');
   if (has('telegram') && config.TELEGRAM_BOT_TOKEN) names.push('telegram-bot');
   if (has('notify') && config.TELEGRAM_BOT_TOKEN) names.push('telegram-notifier');
+  // Declared by every process that knows a converter is configured (as analysis marks conversions
+  // pending then), so the documents wait in RabbitMQ until a convert process takes them.
+  if (config.converter !== 'off') names.push('conversion');
   return names;
 }
 
@@ -189,7 +202,7 @@ export async function startPostroom(config: Config, opts: StartOptions = {}): Pr
   const relay = startOutboxRelay({ broker, db: database.db, log });
   const ctx: RoleContext = { config, log, db: database.db, pool: database.pool, broker, blobs };
 
-  const consumerRoles: Role[] = ['analysis', 'drive', 'outbound', 'notify', 'telegram'];
+  const consumerRoles: Role[] = ['analysis', 'drive', 'outbound', 'notify', 'telegram', 'convert'];
   const collector = config.roles.some((r) => consumerRoles.includes(r))
     ? await startDeadLetterCollector(ctx)
     : null;

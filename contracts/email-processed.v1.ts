@@ -31,6 +31,32 @@ export const EmailProcessedV1 = defineEvent({
               Type.Literal('pending'),
             ]),
             link: Nullable(Type.String()),
+            // Optional, and present only for an attachment that was converted (or failed to be): with
+            // CONVERTER=off every email.processed stays byte for byte what it was, so this is an
+            // addition to v1 rather than a v2 (a v2 would change every event, converter or not).
+            conversion: Type.Optional(
+              Type.Object(
+                {
+                  status: Type.Union([
+                    Type.Literal('converted'),
+                    Type.Literal('failed'),
+                    Type.Literal('pending'),
+                  ]),
+                  reason: Type.String(),
+                  pdfFilename: Nullable(Type.String()),
+                  driveStatus: Nullable(
+                    Type.Union([
+                      Type.Literal('uploaded'),
+                      Type.Literal('skipped'),
+                      Type.Literal('failed'),
+                      Type.Literal('pending'),
+                    ]),
+                  ),
+                  link: Nullable(Type.String({ description: 'Where the PDF was filed' })),
+                },
+                { additionalProperties: false },
+              ),
+            ),
           },
           { additionalProperties: false },
         ),

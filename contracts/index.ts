@@ -1,4 +1,5 @@
 import { AttachmentAnalyzedV1 } from './attachment-analyzed.v1.js';
+import { AttachmentConvertedV1 } from './attachment-converted.v1.js';
 import { AttachmentStoredV1 } from './attachment-stored.v1.js';
 import { AttachmentUploadedV1 } from './attachment-uploaded.v1.js';
 import { EmailProcessedV1 } from './email-processed.v1.js';
@@ -12,6 +13,7 @@ export * from './envelope.js';
 export * from './email-received.v1.js';
 export * from './attachment-stored.v1.js';
 export * from './attachment-analyzed.v1.js';
+export * from './attachment-converted.v1.js';
 export * from './attachment-uploaded.v1.js';
 export * from './email-processed.v1.js';
 export * from './telegram-update.v1.js';
@@ -23,6 +25,7 @@ export const contracts = {
   'email.received': EmailReceivedV1,
   'attachment.stored': AttachmentStoredV1,
   'attachment.analyzed': AttachmentAnalyzedV1,
+  'attachment.converted': AttachmentConvertedV1,
   'attachment.uploaded': AttachmentUploadedV1,
   'email.processed': EmailProcessedV1,
   'telegram.update': TelegramUpdateV1,

@@ -1,10 +1,20 @@
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Ajv } from 'ajv';
 import { ConfigError } from './errors.js';
 
 /** The roles a process can run (`ROLES`). */
-export const ALL_ROLES = ['imap', 'telegram', 'analysis', 'drive', 'outbound', 'notify', 'api'] as const;
+export const ALL_ROLES = [
+  'imap',
+  'telegram',
+  'analysis',
+  'drive',
+  'outbound',
+  'notify',
+  'api',
+  'convert',
+] as const;
 /** One role name. */
 export type Role = (typeof ALL_ROLES)[number];
 
@@ -19,7 +29,7 @@ export const ConfigSchema = Type.Object(
     ROLES: Type.String({
       default: 'all',
       description:
-        'Comma list of roles to run in this process: imap,telegram,analysis,drive,outbound,notify,api, or all',
+        'Comma list of roles to run in this process: imap,telegram,analysis,drive,outbound,notify,api,convert, or all',
     }),
     AMQP_URL: Type.String({
       default: 'amqp://guest:guest@127.0.0.1:5672',
@@ -164,6 +174,33 @@ export const ConfigSchema = Type.Object(
           'Sentry (or Sentry-compatible) DSN, https://<key>@<host>/<project>: unhandled errors, parked messages and failed jobs are reported there, scrubbed of secrets and mail content',
       }),
     ),
+    CONVERTER: Type.Union(
+      ['auto', 'local', 'gotenberg', 'off'].map((c) => Type.Literal(c)),
+      {
+        default: 'auto',
+        description:
+          'Document conversion to PDF: local (LibreOffice soffice on the PATH), gotenberg (GOTENBERG_URL), off; auto is local when soffice is found, else off',
+      },
+    ),
+    GOTENBERG_URL: Type.Optional(
+      Type.String({
+        pattern: '^https?://',
+        description: 'Base URL of a Gotenberg 8 service, with CONVERTER=gotenberg',
+      }),
+    ),
+    CONVERT_TIMEOUT_SECONDS: Type.Integer({
+      default: 120,
+      minimum: 1,
+      maximum: 3600,
+      description: 'One conversion is killed (or its request abandoned) after this many seconds',
+    }),
+    CONVERT_CONCURRENCY: Type.Integer({
+      default: 1,
+      minimum: 1,
+      maximum: 16,
+      description:
+        'Conversions one convert process runs at once with CONVERTER=local (each soffice takes 150-300 MB); Gotenberg always gets one at a time',
+    }),
     LOG_LEVEL: Type.Union(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
       { default: 'info', description: 'pino log level' },
@@ -177,7 +214,7 @@ type RawConfig = Static<typeof ConfigSchema>;
 /** The validated, frozen configuration of one process. */
 export interface Config extends Omit<
   RawConfig,
-  'ROLES' | 'API_TOKENS' | 'OUTBOUND_ALLOW_HOSTS' | 'LOG_LEVEL'
+  'ROLES' | 'API_TOKENS' | 'OUTBOUND_ALLOW_HOSTS' | 'LOG_LEVEL' | 'CONVERTER'
 > {
   /** Roles to run, `all` expanded. */
   readonly roles: readonly Role[];
@@ -191,6 +228,10 @@ export interface Config extends Omit<
   readonly LOG_LEVEL: string;
   /** Which Drive backend is in use, from the credentials given. */
   readonly driveMode: 'service-account' | 'oauth' | 'access-token' | 'local';
+  /** `CONVERTER` as given (`auto`, `local`, `gotenberg`, `off`). */
+  readonly CONVERTER: string;
+  /** The converter in use: `CONVERTER` with `auto` resolved (`local` when soffice is on the PATH). */
+  readonly converter: 'local' | 'gotenberg' | 'off';
 }
 
 /**
@@ -245,6 +286,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const logLevelBad = validate.errors?.some((e) => e.instancePath === '/LOG_LEVEL');
     if (logLevelBad)
       problems.push(`LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent`);
+    if (validate.errors?.some((e) => e.instancePath === '/CONVERTER'))
+      problems.push(
+        `CONVERTER: must be one of auto, local, gotenberg, off (got ${JSON.stringify(input['CONVERTER'])})`,
+      );
   }
   const raw = input as RawConfig;
 
@@ -281,6 +326,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push(`AMQP_TLS_CA: file not found (${raw.AMQP_TLS_CA})`);
   else if (raw.AMQP_TLS_CA && raw.AMQP_URL && !raw.AMQP_URL.startsWith('amqps://'))
     problems.push('AMQP_TLS_CA: needs an amqps:// AMQP_URL (TLS is off for amqp://)');
+  const soffice = () => findOnPath('soffice', env['PATH']);
+  if (raw.CONVERTER === 'gotenberg' && !raw.GOTENBERG_URL)
+    problems.push('GOTENBERG_URL: is required when CONVERTER=gotenberg');
+  if (raw.CONVERTER === 'local' && !soffice())
+    problems.push('CONVERTER: local needs LibreOffice (soffice) on the PATH; none found');
 
   if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
 
@@ -292,6 +342,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         ? 'access-token'
         : 'local';
 
+  const converter: Config['converter'] =
+    raw.CONVERTER === 'auto' ? (soffice() ? 'local' : 'off') : (raw.CONVERTER as Config['converter']);
+
   const { ROLES: _r, API_TOKENS, OUTBOUND_ALLOW_HOSTS, TELEGRAM_ALLOWED_CHATS, ...rest } = raw;
   return Object.freeze({
     ...rest,
@@ -300,7 +353,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     outboundAllowHosts: Object.freeze(splitList(OUTBOUND_ALLOW_HOSTS).map((h) => h.toLowerCase())),
     telegramAllowedChats: TELEGRAM_ALLOWED_CHATS ? Object.freeze(splitList(TELEGRAM_ALLOWED_CHATS)) : null,
     driveMode,
+    converter,
   });
+}
+
+/** The full path of `command` in the directories of `path` (a `PATH` value), or null. */
+export function findOnPath(command: string, path: string | undefined): string | null {
+  for (const dir of (path ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, command);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return null;
 }
 
 /** Loads `.env` from the working directory into `process.env` (variables already set win). */

@@ -1,6 +1,9 @@
+import { buffer } from 'node:stream/consumers';
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
 import type { ConsumerDefinition } from '../../infra/broker/handler.js';
 import { appendTimeline } from '../../infra/db/repositories/timeline.repository.js';
+import { officeExtension } from '../../infra/documents/convertible.js';
+import type { PreviewOutcome } from '../../infra/documents/pdf-preview.js';
 import { describeError, isRetryable } from '../../infra/errors.js';
 import { analyzeAttachment, type AnalysisLimits, type AnalysisResult } from './analyze.js';
 
@@ -10,6 +13,13 @@ export interface AttachmentAnalysisDeps {
   limits: AnalysisLimits;
   /** Messages analysed at once (default 4: analysis is CPU-bound and the machine has few cores). */
   prefetch?: number;
+  /**
+   * True when a converter is configured (CONVERTER not off): accepted office documents are then marked
+   * `conversion: pending` with their verdict, so the email waits for the convert role's outcome.
+   */
+  converting?: boolean;
+  /** Renders the first page of accepted PDFs as their thumbnail; absent: PDFs get none. */
+  pdfPreview?: (pdf: Buffer) => Promise<PreviewOutcome>;
 }
 
 /**
@@ -56,7 +66,17 @@ export function createAttachmentAnalysisHandler(
           archive: null,
         };
       }
+      if (result.verdict === 'accepted' && result.detectedType === 'application/pdf' && deps.pdfPreview) {
+        const preview = await deps.pdfPreview(await buffer(await deps.blobs.open(d.sha256)));
+        if (preview?.ok) result = { ...result, thumbnail: preview.thumbnail };
+        else if (preview)
+          result = { ...result, reason: `${result.reason} No preview: ${preview.reason}`.slice(0, 2000) };
+      }
       const thumbnailSha256 = result.thumbnail ? (await deps.blobs.put(result.thumbnail)).sha256 : null;
+      const conversionPending =
+        deps.converting === true &&
+        result.verdict === 'accepted' &&
+        officeExtension(result.detectedType, d.filename) !== null;
       const image = result.image
         ? {
             width: result.image.width,
@@ -77,6 +97,7 @@ export function createAttachmentAnalysisHandler(
             image_format: image?.format ?? null,
             image_orientation: image?.orientation ?? null,
             thumbnail_sha256: thumbnailSha256,
+            ...(conversionPending ? { conversion_status: 'pending' } : {}),
             analyzed_at: new Date(),
           })
           .where('id', '=', d.attachmentId)

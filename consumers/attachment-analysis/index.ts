@@ -1,4 +1,5 @@
 import { startConsumer } from '../../infra/broker/consume.js';
+import { pdfPreviewAvailable, renderPdfPreview } from '../../infra/documents/pdf-preview.js';
 import type { RoleContext, RoleHandle } from '../../infra/roles.js';
 import { createAttachmentAnalysisHandler } from './attachment-analysis.handler.js';
 
@@ -11,6 +12,9 @@ export async function startAttachmentAnalysis(ctx: RoleContext): Promise<RoleHan
       imageMaxPixels: ctx.config.IMAGE_MAX_PIXELS,
       timeoutMs: 60_000,
     },
+    converting: ctx.config.converter !== 'off',
+    // Without poppler-utils on the PATH, PDFs simply have no thumbnail.
+    ...(pdfPreviewAvailable() ? { pdfPreview: (pdf: Buffer) => renderPdfPreview(pdf) } : {}),
   });
   return startConsumer(def, ctx);
 }

@@ -1,12 +1,12 @@
-import { createHash } from 'node:crypto';
-import type { AttachmentAnalyzedV1, EmailReceivedV1 } from '../../contracts/index.js';
+import type { AttachmentAnalyzedV1, AttachmentConvertedV1, EmailReceivedV1 } from '../../contracts/index.js';
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
 import type { ConsumerDefinition, HandlerContext } from '../../infra/broker/handler.js';
-import { LOCK_BUSY, withNamedLock } from '../../infra/db/named-lock.js';
 import type { TimelineEntry } from '../../infra/db/repositories/timeline.repository.js';
 import { describeError, isRetryable, RetryableError } from '../../infra/errors.js';
 import { completeEmailIfFinal } from './email-completion.js';
-import type { FileStore, StoredFile } from '../../infra/drive/file-store.js';
+import type { FileStore } from '../../infra/drive/file-store.js';
+import { fileOnce, type FilingOutcome } from './file-once.js';
+import { filePdf, recordPdfFiling } from './pdf-filing.js';
 import { renderFolderTemplate } from './folder-template.js';
 
 /** What the Drive consumer needs. */
@@ -27,12 +27,7 @@ export interface DriveUploadDeps {
  */
 export const DRIVE_RETRY_HOURS = 24;
 
-type Outcome = {
-  status: 'uploaded' | 'skipped' | 'failed';
-  file: StoredFile | null;
-  folder: string;
-  detail: string;
-};
+type Outcome = FilingOutcome;
 
 /**
  * Consumes `email.received` and `attachment.analyzed`. Accepted attachments are filed in the folder the
@@ -44,7 +39,7 @@ type Outcome = {
  */
 export function createDriveUploadHandler(
   deps: DriveUploadDeps,
-): ConsumerDefinition<'email.received' | 'attachment.analyzed'> {
+): ConsumerDefinition<'email.received' | 'attachment.analyzed' | 'attachment.converted'> {
   const fileAttachment = async (
     event: AttachmentAnalyzedV1,
     ctx: HandlerContext,
@@ -82,51 +77,26 @@ export function createDriveUploadHandler(
       return { status: 'skipped', file: null, folder, detail: `${d.verdict}: not filed` };
     try {
       const folderId = await deps.store.ensureFolder(segments);
-      const lockName = `postroom:file:${createHash('sha256').update(`${folderId}\n${d.sha256}`).digest('hex').slice(0, 40)}`;
-      const filed = await withNamedLock(ctx.db, lockName, 60, async () => {
-        let fileId = row.drive_file_id;
-        const existing = await deps.store.findBySha256(folderId, d.sha256);
-        if (existing && existing.fileId !== fileId)
-          return {
-            status: 'skipped',
-            file: existing,
-            folder,
-            detail: `same bytes already filed as ${existing.fileId}`,
-          } satisfies Outcome;
-        if (!fileId) {
-          // Reserved and stored before the upload: a retry after a crash reuses it (a 409 then means "already there").
-          fileId = await deps.store.reserveFileId();
+      return await fileOnce({
+        store: deps.store,
+        db: ctx.db,
+        folderId,
+        folder,
+        sha256: d.sha256,
+        size: Number(row.size),
+        open: () => deps.blobs.open(d.sha256),
+        name: row.filename,
+        mimeType: row.detected_type ?? (row.declared_type || 'application/octet-stream'),
+        appProperties: { emailId: d.emailId, attachmentId: d.attachmentId },
+        reservedFileId: row.drive_file_id,
+        saveReservedId: async (fileId) => {
           await ctx.db
             .updateTable('attachments')
             .set({ drive_file_id: fileId, drive_folder: folder })
             .where('id', '=', d.attachmentId)
             .execute();
-        }
-        const result = await deps.store.upload({
-          fileId,
-          folderId,
-          name: row.filename,
-          mimeType: row.detected_type ?? (row.declared_type || 'application/octet-stream'),
-          size: Number(row.size),
-          sha256: d.sha256,
-          appProperties: { emailId: d.emailId, attachmentId: d.attachmentId },
-          open: () => deps.blobs.open(d.sha256),
-        });
-        return {
-          status: 'uploaded',
-          file: { fileId: result.fileId, link: result.link },
-          folder,
-          detail: result.alreadyExisted
-            ? `already uploaded as ${result.fileId}`
-            : `uploaded as ${result.fileId}`,
-        } satisfies Outcome;
+        },
       });
-      if (filed === LOCK_BUSY)
-        throw new RetryableError(
-          'DRIVE.LOCK_TIMEOUT',
-          `Another consumer is filing the same bytes into ${folder}`,
-        );
-      return filed;
     } catch (err) {
       if (isRetryable(err) && !ctx.lastAttempt) throw err;
       ctx.log.warn({ err, attachmentId: d.attachmentId }, 'filing failed for good');
@@ -136,7 +106,7 @@ export function createDriveUploadHandler(
 
   return {
     name: 'drive-upload',
-    events: ['email.received', 'attachment.analyzed'],
+    events: ['email.received', 'attachment.analyzed', 'attachment.converted'],
     prefetch: deps.prefetch ?? 4,
     retryForMs: DRIVE_RETRY_HOURS * (deps.hourMs ?? 3_600_000),
     // The commit functions below write only through their transaction and emit: safe to batch.
@@ -147,6 +117,16 @@ export function createDriveUploadHandler(
         // With attachments, the handler of the last one to become final closes the email.
         if (e.data.attachmentCount > 0) return ctx.unchanged();
         await ctx.commit((trx, emit) => completeEmailIfFinal(trx, e.data.emailId, emit, ctx));
+        return;
+      }
+      if (event.type === 'attachment.converted') {
+        // The PDF of a converted document, filed next to the original; a failed conversion is final as it is.
+        const c = event as AttachmentConvertedV1;
+        const filed = await filePdf(c, ctx, deps);
+        await ctx.commit(async (trx, emit) => {
+          const entries = filed ? await recordPdfFiling(trx, c, filed) : [];
+          await completeEmailIfFinal(trx, c.data.emailId, emit, ctx, entries);
+        });
         return;
       }
       const e = event as AttachmentAnalyzedV1;

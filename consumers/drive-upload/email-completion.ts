@@ -31,11 +31,13 @@ export async function completeEmailIfFinal(
   }
   const attachments = await trx
     .selectFrom('attachments')
-    .select(['id', 'filename', 'verdict', 'reason', 'drive_status', 'drive_link'])
+    .select(['id', 'filename', 'verdict', 'reason', 'drive_status', 'drive_link', ...CONVERSION_COLUMNS])
     .where('email_id', '=', emailId)
     .orderBy('seq')
     .execute();
-  const final = attachments.every((a) => a.verdict !== 'pending' && a.drive_status !== 'pending');
+  const final = attachments.every(
+    (a) => a.verdict !== 'pending' && a.drive_status !== 'pending' && conversionFinal(a),
+  );
   if (!final) {
     await appendTimeline(trx, pending);
     return false;
@@ -68,8 +70,52 @@ export async function completeEmailIfFinal(
         reason: a.reason ?? '',
         driveStatus: a.drive_status as 'uploaded' | 'skipped' | 'failed',
         link: a.drive_link,
+        ...conversionOf(a),
       })),
     }),
   );
   return true;
+}
+
+const CONVERSION_COLUMNS = [
+  'conversion_status',
+  'conversion_reason',
+  'pdf_filename',
+  'pdf_drive_status',
+  'pdf_drive_link',
+] as const;
+
+type ConversionColumns = {
+  conversion_status: string | null;
+  conversion_reason: string | null;
+  pdf_filename: string | null;
+  pdf_drive_status: string | null;
+  pdf_drive_link: string | null;
+};
+
+/**
+ * A pending conversion holds the email open, as a pending upload does, so `email.processed` (and the
+ * notification and hooks it triggers) can carry the PDF's link; the wait is bounded by
+ * CONVERT_TIMEOUT_SECONDS and the retries, after which the conversion is final as `failed`. With no
+ * converter, no attachment has a conversion, and nothing changes.
+ */
+function conversionFinal(a: ConversionColumns): boolean {
+  if (a.conversion_status === null || a.conversion_status === 'failed') return true;
+  if (a.conversion_status === 'pending') return false;
+  return a.pdf_drive_status !== 'pending';
+}
+
+/** The `conversion` field of an `email.processed` attachment: absent when it was not converted. */
+function conversionOf(a: ConversionColumns) {
+  if (a.conversion_status === null) return {};
+  const status = a.conversion_status as 'converted' | 'failed' | 'pending';
+  return {
+    conversion: {
+      status,
+      reason: a.conversion_reason ?? '',
+      pdfFilename: a.pdf_filename,
+      driveStatus: a.pdf_drive_status as 'uploaded' | 'skipped' | 'failed' | 'pending' | null,
+      link: a.pdf_drive_link,
+    },
+  };
 }

@@ -15,6 +15,7 @@ export function notificationText(data: EmailProcessedV1['data']): string {
       reason: a.reason,
       driveStatus: a.driveStatus,
       link: a.link,
+      ...(a.conversion ? { conversion: a.conversion } : {}),
     }),
   );
   const head =

@@ -8,8 +8,10 @@ import { DEFAULT_RETRY_DELAYS_MS, type Topology } from './topology.js';
 export const SUBSCRIPTIONS = {
   /** Looks at the bytes of each stored attachment. */
   'attachment-analysis': ['attachment.stored'],
-  /** Files accepted attachments; closes emails whose attachments are all final. */
-  'drive-upload': ['email.received', 'attachment.analyzed'],
+  /** Files accepted attachments and their PDFs; closes emails whose attachments are all final. */
+  'drive-upload': ['email.received', 'attachment.analyzed', 'attachment.converted'],
+  /** Converts accepted office documents to PDF (role `convert`, with a converter configured). */
+  conversion: ['attachment.analyzed'],
   /**
    * Calls the hooks of HOOKS_FILE: every event a hook may name, that is every type except
    * `outbound.completed` (a hook on the completion of hook calls would call itself forever).
@@ -18,6 +20,7 @@ export const SUBSCRIPTIONS = {
     'email.received',
     'attachment.stored',
     'attachment.analyzed',
+    'attachment.converted',
     'attachment.uploaded',
     'email.processed',
     'telegram.update',

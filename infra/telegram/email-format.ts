@@ -14,6 +14,8 @@ export interface AttachmentView {
   link: string | null;
   /** Bytes, when known. */
   size?: number;
+  /** The PDF an office document was converted to, when it was (or failed to be). */
+  conversion?: { status: string; reason: string; driveStatus: string | null; link: string | null };
 }
 
 const VERDICT_ICONS: Record<string, string> = {
@@ -33,6 +35,12 @@ export function attachmentLine(a: AttachmentView): string {
   else if (a.driveStatus === 'skipped' && a.link) line += ` · already filed: ${htmlLink(a.link, 'open')}`;
   else if (a.driveStatus === 'failed') line += ' · ⚠️ filing failed';
   else if (a.driveStatus === 'pending' && a.verdict !== 'pending') line += ' · filing…';
+  const c = a.conversion;
+  if (c?.status === 'converted' && c.link) line += ` · PDF: ${htmlLink(c.link, 'open')}`;
+  else if (c?.status === 'converted' && c.driveStatus === 'failed')
+    line += ' · PDF made, ⚠️ filing it failed';
+  else if (c?.status === 'failed') line += ` · ⚠️ no PDF (${escapeHtml(clipText(c.reason, 200))})`;
+  else if (c?.status === 'pending') line += ' · converting…';
   return line;
 }
 

@@ -64,6 +64,41 @@ describe('message text', () => {
     ).toBe('☣️ <b>a.exe</b>: quarantined (a &lt;program&gt;)');
   });
 
+  it('announces the PDF of a converted document, or why there is none', () => {
+    const docx = {
+      filename: 'report.docx',
+      verdict: 'accepted',
+      reason: 'Word document',
+      driveStatus: 'uploaded',
+      link: 'https://drive.example/docx',
+    };
+    expect(
+      attachmentLine({
+        ...docx,
+        conversion: {
+          status: 'converted',
+          reason: 'ok',
+          driveStatus: 'uploaded',
+          link: 'https://drive.example/pdf',
+        },
+      }),
+    ).toBe(
+      '✅ <b>report.docx</b>: accepted · filed: <a href="https://drive.example/docx">open</a> · PDF: <a href="https://drive.example/pdf">open</a>',
+    );
+    expect(
+      attachmentLine({
+        ...docx,
+        conversion: {
+          status: 'failed',
+          reason: 'LibreOffice could not <convert>',
+          driveStatus: null,
+          link: null,
+        },
+      }),
+    ).toMatch(/ · ⚠️ no PDF \(LibreOffice could not &lt;convert&gt;\)$/);
+    expect(attachmentLine(docx)).not.toMatch(/PDF/);
+  });
+
   it('keeps a message under the limit and says how many lines were left out', () => {
     const lines = Array.from({ length: 100 }, (_, i) => `line ${i} ${'x'.repeat(80)}`);
     const text = joinWithinLimit(['head'], lines, 1000);

@@ -33,5 +33,22 @@ export interface AttachmentsTable {
   drive_link: string | null;
   drive_folder: string | null;
   uploaded_at: Date | null;
+  /** null (not converted), `pending`, `converted`, `failed`. */
+  conversion_status: string | null;
+  /** Why the conversion ended as it did, in words. */
+  conversion_reason: string | null;
+  /** `local` or `gotenberg`: which converter made the PDF. */
+  conversion_converter: string | null;
+  /** SHA-256 of the converted PDF in the blob store. */
+  pdf_sha256: string | null;
+  pdf_size: number | null;
+  /** Name the PDF is filed under (the original's base name, `.pdf`). */
+  pdf_filename: string | null;
+  converted_at: Date | null;
+  /** null (no PDF), `pending`, `uploaded`, `skipped`, `failed`: the PDF's own filing. */
+  pdf_drive_status: string | null;
+  pdf_drive_file_id: string | null;
+  pdf_drive_link: string | null;
+  pdf_uploaded_at: Date | null;
   created_at: Date;
 }

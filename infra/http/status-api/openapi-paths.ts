@@ -57,13 +57,34 @@ export const statusApiPaths: Record<string, unknown> = {
     get: {
       operationId: 'getAttachmentThumbnail',
       tags: ['attachments'],
-      summary: 'The WebP thumbnail of an image attachment',
+      summary: 'The WebP thumbnail of an image, or of the first page of a PDF (received or converted)',
       parameters: idParam,
       responses: {
         '200': {
           description: 'The thumbnail (at most 256 px on its longer side)',
           headers: { ETag: { schema: { type: 'string' }, description: 'SHA-256 of the thumbnail' } },
           content: { 'image/webp': { schema: { type: 'string', contentMediaType: 'image/webp' } } },
+        },
+        ...badRequest,
+        '404': { $ref: '#/components/responses/NotFound' },
+        ...common,
+      },
+    },
+  },
+  '/api/v1/attachments/{id}/converted': {
+    get: {
+      operationId: 'getAttachmentConverted',
+      tags: ['attachments'],
+      summary: 'The PDF an office document was converted to (when there is one)',
+      parameters: idParam,
+      responses: {
+        '200': {
+          description: 'The PDF, as an attachment named after the original (base name, .pdf)',
+          headers: {
+            ETag: { schema: { type: 'string' }, description: 'SHA-256 of the PDF' },
+            'Content-Disposition': { schema: { type: 'string' }, description: 'attachment; filename=...' },
+          },
+          content: { 'application/pdf': { schema: { type: 'string', contentMediaType: 'application/pdf' } } },
         },
         ...badRequest,
         '404': { $ref: '#/components/responses/NotFound' },

@@ -54,6 +54,34 @@ export function presentAttachment(a: Selectable<AttachmentsTable>): Static<typeo
     },
     analyzedAt: iso(a.analyzed_at),
     uploadedAt: iso(a.uploaded_at),
+    conversion: presentConversion(a),
+  };
+}
+
+type Conversion = NonNullable<Static<typeof Attachment>['conversion']>;
+
+/** The `conversion` field: null when the attachment is not (to be) converted. */
+function presentConversion(a: Selectable<AttachmentsTable>): Static<typeof Attachment>['conversion'] {
+  if (a.conversion_status === null) return null;
+  return {
+    status: a.conversion_status as Conversion['status'],
+    reason: a.conversion_reason,
+    converter: a.conversion_converter,
+    pdf:
+      a.pdf_sha256 !== null
+        ? {
+            sha256: a.pdf_sha256,
+            size: Number(a.pdf_size ?? 0),
+            filename: a.pdf_filename ?? 'document.pdf',
+            url: `${API_BASE}/attachments/${a.id}/converted`,
+            drive: {
+              status: (a.pdf_drive_status ?? 'pending') as NonNullable<Conversion['pdf']>['drive']['status'],
+              fileId: a.pdf_drive_file_id,
+              link: a.pdf_drive_link,
+            },
+          }
+        : null,
+    convertedAt: iso(a.converted_at),
   };
 }
 

@@ -115,7 +115,9 @@ export const Attachment = Type.Object(
         { additionalProperties: false },
       ),
     ),
-    thumbnailUrl: Nullable(Type.String({ description: 'Path of the WebP thumbnail (images only)' })),
+    thumbnailUrl: Nullable(
+      Type.String({ description: 'Path of the WebP thumbnail (images, and the first page of PDFs)' }),
+    ),
     drive: Type.Object(
       {
         status: DriveStatus,
@@ -127,6 +129,38 @@ export const Attachment = Type.Object(
     ),
     analyzedAt: Nullable(DateTime),
     uploadedAt: Nullable(DateTime),
+    conversion: Nullable(
+      Type.Object(
+        {
+          status: Type.Union(['pending', 'converted', 'failed'].map((v) => Type.Literal(v))),
+          reason: Nullable(Type.String({ description: 'Why it ended so, in words (null while pending)' })),
+          converter: Nullable(Type.String({ description: 'local (LibreOffice) or gotenberg' })),
+          pdf: Nullable(
+            Type.Object(
+              {
+                sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+                size: Type.Integer({ minimum: 0, description: 'Bytes' }),
+                filename: Type.String({
+                  description: 'Name it is filed under (the original base name, .pdf)',
+                }),
+                url: Type.String({ description: 'Path of the PDF (GET .../converted)' }),
+                drive: Type.Object(
+                  { status: DriveStatus, fileId: Nullable(Type.String()), link: Nullable(Type.String()) },
+                  { additionalProperties: false },
+                ),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+          convertedAt: Nullable(DateTime),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'Conversion of an office document to PDF; null when not converted (not an office document, or no converter)',
+        },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -1,3 +1,4 @@
+import { pdfPreviewAvailable } from '../../documents/pdf-preview.js';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -165,8 +166,12 @@ describe('status API on data produced by the real pipeline', () => {
       verdict: 'accepted',
       detectedType: 'application/pdf',
       image: null,
-      thumbnailUrl: null,
+      // the first page of a PDF is its thumbnail, when poppler-utils is installed
+      thumbnailUrl: pdfPreviewAvailable()
+        ? `/api/v1/attachments/${byName['invoice.pdf'].id}/thumbnail`
+        : null,
       drive: { status: 'uploaded' },
+      conversion: null,
     });
     expect(byName['invoice.pdf'].drive.fileId).toEqual(expect.any(String));
     expect(byName['invoice.pdf'].drive.link).toEqual(expect.any(String));
@@ -208,9 +213,13 @@ describe('status API on data produced by the real pipeline', () => {
     });
     expect(again.status).toBe(304);
 
-    // 404 as JSON: no thumbnail, no such attachment or email; 400 for an id that is no UUID.
+    // 404 as JSON: no thumbnail (a quarantined file has none), no such attachment or email; 400 for an
+    // id that is no UUID.
     expect(
-      await api(`/attachments/${byName['invoice.pdf'].id}/thumbnail`, '/api/v1/attachments/{id}/thumbnail'),
+      await api(
+        `/attachments/${byName['totally-safe.pdf'].id}/thumbnail`,
+        '/api/v1/attachments/{id}/thumbnail',
+      ),
     ).toMatchObject({
       status: 404,
       body: { error: { code: 'THUMBNAIL.NOT_FOUND' } },

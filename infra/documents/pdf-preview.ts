@@ -1,0 +1,108 @@
+/**
+ * A preview of a PDF's first page: `pdftoppm` (poppler-utils) renders it to PNG at most `size` pixels
+ * on its longer side, then sharp makes the same WebP thumbnail images get. Bounded three ways, so a
+ * PDF bomb gets a clear outcome instead of a stuck consumer: the page's declared size is read first
+ * (`pdfinfo`) and a page over {@link MAX_PAGE_POINTS} is refused unrendered; the rendering runs under a
+ * time limit that kills its process group; and `-scale-to` caps the pixels written whatever the page
+ * says. Without poppler-utils on the PATH there is no preview (PDFs simply have no thumbnail).
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { findOnPath } from '../config.js';
+import { runTool } from './run-tool.js';
+
+/** Longest page side accepted, in points (1/72 in): 14,400 pt (200 in) is the most the PDF format allows without UserUnit. */
+export const MAX_PAGE_POINTS = 14_400;
+/** Longest side of the thumbnail, pixels (as for images). */
+export const PREVIEW_SIZE = 256;
+
+/** What making a preview ended with. */
+export type PreviewOutcome =
+  | { ok: true; thumbnail: Buffer }
+  | { ok: false; reason: string }
+  /** poppler-utils is not installed: no preview, and nothing wrong with the PDF. */
+  | null;
+
+/** Options of {@link renderPdfPreview}. */
+export interface PreviewOptions {
+  /** Milliseconds for `pdfinfo` and `pdftoppm` together. Default 20 s. */
+  timeoutMs?: number;
+  /** Longest side of the thumbnail; default {@link PREVIEW_SIZE}. */
+  size?: number;
+  /** Longest page side accepted, points; default {@link MAX_PAGE_POINTS}. */
+  maxPagePoints?: number;
+  /** Folder for the temp files; default the OS temp folder. */
+  tempDir?: string;
+}
+
+/** True when poppler-utils (`pdftoppm`, `pdfinfo`) is on the PATH. */
+export function pdfPreviewAvailable(): boolean {
+  return (
+    findOnPath('pdftoppm', process.env['PATH']) !== null &&
+    findOnPath('pdfinfo', process.env['PATH']) !== null
+  );
+}
+
+/** Renders the first page of `pdf` to a WebP thumbnail; see the module comment for the bounds. */
+export async function renderPdfPreview(pdf: Buffer, options: PreviewOptions = {}): Promise<PreviewOutcome> {
+  if (!pdfPreviewAvailable()) return null;
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  const size = options.size ?? PREVIEW_SIZE;
+  const maxPoints = options.maxPagePoints ?? MAX_PAGE_POINTS;
+  const deadline = Date.now() + timeoutMs;
+  const dir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'postroom-preview-'));
+  try {
+    const input = join(dir, 'input.pdf');
+    await writeFile(input, pdf);
+    const info = await runTool('pdfinfo', ['-f', '1', '-l', '1', input], { timeoutMs, env: quietEnv() });
+    if (info.timedOut) return { ok: false, reason: tookTooLong(timeoutMs) };
+    if (info.code !== 0)
+      return { ok: false, reason: `The PDF could not be read (${firstLine(info.output)}).` };
+    const page = pageSize(info.output);
+    if (page && Math.max(page.width, page.height) > maxPoints) {
+      return {
+        ok: false,
+        reason: `The first page declares ${Math.round(page.width)} × ${Math.round(page.height)} points, more than the ${maxPoints}-point limit, so it was not rendered.`,
+      };
+    }
+    const left = Math.max(1, deadline - Date.now());
+    const out = join(dir, 'page');
+    const args = ['-f', '1', '-l', '1', '-singlefile', '-scale-to', String(size), '-png', input, out];
+    const run = await runTool('pdftoppm', args, { timeoutMs: left, env: quietEnv() });
+    if (run.timedOut) return { ok: false, reason: tookTooLong(timeoutMs) };
+    if (run.code !== 0)
+      return { ok: false, reason: `The first page could not be rendered (${firstLine(run.output)}).` };
+    const png = await readFile(`${out}.png`);
+    const thumbnail = await sharp(png, { limitInputPixels: size * size * 4 })
+      .resize({ width: size, height: size, fit: 'inside', withoutEnlargement: true })
+      .webp({ quality: 80 })
+      .toBuffer();
+    return { ok: true, thumbnail };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Page 1's size from pdfinfo's `Page    1 size: 612 x 792 pts (letter)`, with its rotation ignored. */
+function pageSize(text: string): { width: number; height: number } | null {
+  const m =
+    /Page\s+1 size:\s*([\d.]+) x ([\d.]+) pts/.exec(text) ??
+    /Page size:\s*([\d.]+) x ([\d.]+) pts/.exec(text);
+  return m ? { width: Number(m[1]), height: Number(m[2]) } : null;
+}
+
+function tookTooLong(timeoutMs: number): string {
+  return `The first page took longer than the ${Math.round(timeoutMs / 100) / 10} s limit to render and was stopped (the PDF may be a bomb or unusually complex).`;
+}
+
+function firstLine(text: string): string {
+  const line = text.split('\n').find((l) => l.trim() !== '') ?? 'no detail';
+  return line.trim().slice(0, 200);
+}
+
+/** poppler reads no user configuration; a fixed locale keeps its messages in English for reasons. */
+function quietEnv(): NodeJS.ProcessEnv {
+  return { PATH: process.env['PATH'], LANG: 'C', LC_ALL: 'C' };
+}
