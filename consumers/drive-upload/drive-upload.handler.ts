@@ -6,6 +6,7 @@ import { LOCK_BUSY, withNamedLock } from '../../infra/db/named-lock.js';
 import type { TimelineEntry } from '../../infra/db/repositories/timeline.repository.js';
 import { describeError, isRetryable, RetryableError } from '../../infra/errors.js';
 import { completeEmailIfFinal } from './email-completion.js';
+import { isDriveOutage } from '../../infra/drive/drive-errors.js';
 import type { FileStore, StoredFile } from '../../infra/drive/file-store.js';
 import { renderFolderTemplate } from './folder-template.js';
 
@@ -138,7 +139,10 @@ export function createDriveUploadHandler(
     name: 'drive-upload',
     events: ['email.received', 'attachment.analyzed'],
     prefetch: deps.prefetch ?? 4,
+    // Drive being down or slow is waited out for hours; other retryable failures (an attachment not
+    // recorded yet, a lock held by another consumer) keep the attempts of the tiers.
     retryForMs: DRIVE_RETRY_HOURS * (deps.hourMs ?? 3_600_000),
+    waitsOut: isDriveOutage,
     async handle(event, ctx) {
       if (event.type === 'email.received') {
         const e = event as EmailReceivedV1;

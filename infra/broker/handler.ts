@@ -19,7 +19,10 @@ export interface HandlerContext<T extends EventType = EventType> {
   attempt: number;
   /** When the message was first handled (epoch ms): the start of its retry budget. */
   since: number;
-  /** True when this is the last attempt before the message is parked. */
+  /**
+   * True when this is the last attempt before the message is parked: the attempts of the tiers are
+   * spent, or, for a consumer with `retryForMs`, its time is.
+   */
   lastAttempt: boolean;
   /**
    * Runs `fn` in one transaction that also records the event in this consumer's inbox; events passed
@@ -54,4 +57,9 @@ export interface ConsumerDefinition<T extends EventType = EventType> {
    * last retry tier repeats until the budget is spent. For consumers that must wait out an outage.
    */
   retryForMs?: number | ((event: EventOf<T>) => number);
+  /**
+   * Which failures `retryForMs` applies to (default: every retryable one); the others are parked
+   * after the attempts of the tiers, as without a budget.
+   */
+  waitsOut?: (err: unknown) => boolean;
 }
