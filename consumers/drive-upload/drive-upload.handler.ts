@@ -4,6 +4,7 @@ import type { ConsumerDefinition, HandlerContext } from '../../infra/broker/hand
 import type { TimelineEntry } from '../../infra/db/repositories/timeline.repository.js';
 import { describeError, isRetryable, RetryableError } from '../../infra/errors.js';
 import { completeEmailIfFinal } from './email-completion.js';
+import { isDriveOutage } from '../../infra/drive/drive-errors.js';
 import type { FileStore } from '../../infra/drive/file-store.js';
 import { fileOnce, type FilingOutcome } from './file-once.js';
 import { filePdf, recordPdfFiling } from './pdf-filing.js';
@@ -108,7 +109,10 @@ export function createDriveUploadHandler(
     name: 'drive-upload',
     events: ['email.received', 'attachment.analyzed', 'attachment.converted'],
     prefetch: deps.prefetch ?? 4,
+    // Drive being down or slow is waited out for hours; other retryable failures (an attachment not
+    // recorded yet, a lock held by another consumer) keep the attempts of the tiers.
     retryForMs: DRIVE_RETRY_HOURS * (deps.hourMs ?? 3_600_000),
+    waitsOut: isDriveOutage,
     // The commit functions below write only through their transaction and emit: safe to batch.
     batchCommits: true,
     async handle(event, ctx) {

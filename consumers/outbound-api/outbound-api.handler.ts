@@ -195,6 +195,9 @@ export function createOutboundApiHandler(deps: OutboundApiDeps): ConsumerDefinit
     prefetch: deps.prefetch ?? 16,
     // The message lives as long as its longest-lived hook; each call gives up at its own budget.
     retryForMs: (event) => budgetOfType.get(event.type) ?? 0,
+    // Only failing or deferred calls are waited out; anything else (the database) has the tiers.
+    waitsOut: (err) =>
+      err instanceof RetryableError && (err.code === 'OUTBOUND.RETRY' || err.code === 'OUTBOUND.DEFERRED'),
     async handle(event, ctx) {
       const hooks = byType.get(event.type) ?? [];
       if (hooks.length === 0) return;

@@ -164,7 +164,9 @@ export async function startConsumer<T extends EventType>(
     const started = process.hrtime.bigint();
     const attempt = Number(msg.properties.headers?.[ATTEMPT_HEADER] ?? 1) || 1;
     const since = Number(msg.properties.headers?.[FIRST_AT_HEADER] ?? 0) || Date.now();
-    let lastAttempt = attempt >= maxAttempts;
+    const attemptsSpent = attempt >= maxAttempts;
+    let lastAttempt = attemptsSpent;
+    let budgetMs: number | undefined;
     let header: EnvelopeHeader | null = null;
     let outcome = 'ok';
     // The event's own logger, made on first use: most messages log nothing.
@@ -208,7 +210,7 @@ export async function startConsumer<T extends EventType>(
       const event = parsed as AnyEvent;
       // A consumer with a time budget retries until the budget since the first attempt is spent,
       // however many attempts that takes (the last tier repeats); the others count attempts.
-      const budgetMs = typeof def.retryForMs === 'function' ? def.retryForMs(event as never) : def.retryForMs;
+      budgetMs = typeof def.retryForMs === 'function' ? def.retryForMs(event as never) : def.retryForMs;
       if (budgetMs !== undefined) lastAttempt = Date.now() - since >= budgetMs;
 
       // A first delivery is almost never a repeat, and the inbox insert in the commit catches the
@@ -290,8 +292,12 @@ export async function startConsumer<T extends EventType>(
     } catch (err) {
       const permanent = !isRetryable(err);
       const reason = describeError(err);
+      // The time budget covers the failures the consumer waits out (an outage); any other
+      // retryable failure still has the attempts of the tiers.
+      const outOfRetries =
+        budgetMs !== undefined && (def.waitsOut?.(err) ?? true) ? lastAttempt : attemptsSpent;
       try {
-        if (permanent || lastAttempt) {
+        if (permanent || outOfRetries) {
           outcome = 'parked';
           const why = permanent ? reason : `gave up after ${attempt} attempts: ${reason}`;
           await park(msg, why, attempt, header, err instanceof PostroomError ? err.code : 'UNKNOWN');

@@ -19,7 +19,10 @@ export interface HandlerContext<T extends EventType = EventType> {
   attempt: number;
   /** When the message was first handled (epoch ms): the start of its retry budget. */
   since: number;
-  /** True when this is the last attempt before the message is parked. */
+  /**
+   * True when this is the last attempt before the message is parked: the attempts of the tiers are
+   * spent, or, for a consumer with `retryForMs`, its time is.
+   */
   lastAttempt: boolean;
   /**
    * Runs `fn` in one transaction that also records the event in this consumer's inbox; events passed
@@ -67,4 +70,9 @@ export interface ConsumerDefinition<T extends EventType = EventType> {
    * it must write only through its transaction and stage events only through `emit`.
    */
   batchCommits?: boolean;
+  /**
+   * Which failures `retryForMs` applies to (default: every retryable one); the others are parked
+   * after the attempts of the tiers, as without a budget.
+   */
+  waitsOut?: (err: unknown) => boolean;
 }

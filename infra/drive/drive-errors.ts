@@ -135,6 +135,20 @@ export function toDriveError(
   return new PermanentError(code, text, options);
 }
 
+/** Codes of the failures that mean Drive is down, slow or over its rate for now: worth waiting out. */
+export const DRIVE_OUTAGE_CODES: ReadonlySet<string> = new Set([
+  'DRIVE.ERROR',
+  'DRIVE.UNREACHABLE',
+  'DRIVE.RATE_LIMITED',
+  'DRIVE.DAILY_LIMIT',
+  'DRIVE.UNAVAILABLE',
+]);
+
+/** True for a `RetryableError` of `DRIVE_OUTAGE_CODES`. */
+export function isDriveOutage(err: unknown): boolean {
+  return err instanceof RetryableError && DRIVE_OUTAGE_CODES.has(err.code);
+}
+
 /** Waits `ms` milliseconds. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
