@@ -28,7 +28,8 @@ export interface DriveUploadDeps {
 export const DRIVE_RETRY_HOURS = 24;
 
 type Outcome = {
-  status: 'uploaded' | 'skipped' | 'failed';
+  /** `not-filed`: quarantined or rejected, never sent to the store. */
+  status: 'uploaded' | 'skipped' | 'failed' | 'not-filed';
   file: StoredFile | null;
   folder: string;
   detail: string;
@@ -38,7 +39,8 @@ type Outcome = {
  * Consumes `email.received` and `attachment.analyzed`. Accepted attachments are filed in the folder the
  * template names, exactly once: the file id is reserved and stored before the upload, so a retry after
  * a crash uploads with the same id and finds the file already there; identical bytes already in the
- * folder are linked (`skipped`) instead of uploaded again. Other verdicts are final at once. Whenever
+ * folder are linked (`skipped`) instead of uploaded again. Other verdicts are final at once
+ * (`not-filed`, with no `attachment.uploaded`: that event is about filed attachments). Whenever
  * every attachment of an email is final, `email.processed` is published (an email with no attachments
  * as soon as it arrives).
  */
@@ -79,7 +81,7 @@ export function createDriveUploadHandler(
     });
     const folder = segments.join('/');
     if (d.verdict !== 'accepted')
-      return { status: 'skipped', file: null, folder, detail: `${d.verdict}: not filed` };
+      return { status: 'not-filed', file: null, folder, detail: `${d.verdict}: not filed` };
     try {
       const folderId = await deps.store.ensureFolder(segments);
       const lockName = `postroom:file:${createHash('sha256').update(`${folderId}\n${d.sha256}`).digest('hex').slice(0, 40)}`;
@@ -172,17 +174,18 @@ export function createDriveUploadHandler(
               event: `attachment.${outcome.status}`,
               detail: outcome.detail,
             });
-            emit(
-              ctx.event('attachment.uploaded', {
-                attachmentId: e.data.attachmentId,
-                emailId: e.data.emailId,
-                status: outcome.status,
-                fileId: outcome.file?.fileId ?? null,
-                link: outcome.file?.link ?? null,
-                folder: outcome.folder,
-                backend: deps.store.backend,
-              }),
-            );
+            if (outcome.status !== 'not-filed')
+              emit(
+                ctx.event('attachment.uploaded', {
+                  attachmentId: e.data.attachmentId,
+                  emailId: e.data.emailId,
+                  status: outcome.status,
+                  fileId: outcome.file?.fileId ?? null,
+                  link: outcome.file?.link ?? null,
+                  folder: outcome.folder,
+                  backend: deps.store.backend,
+                }),
+              );
           }
         }
         await completeEmailIfFinal(trx, e.data.emailId, emit, ctx, entries);

@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consumedTotal } from '../../infra/metrics.js';
 import { createMysqlBlobStore } from '../../infra/blobs/mysql-blob-store.js';
+import type { EmailProcessedV1 } from '../../contracts/index.js';
 import type { Broker } from '../../infra/broker/connection.js';
 import { startConsumer, type RunningConsumer } from '../../infra/broker/consume.js';
 import { createEvent } from '../../infra/broker/events.js';
@@ -248,9 +249,13 @@ describe('drive-upload consumer', () => {
     });
     await waitFor(async () => (await processedEvents(emailId)).length === 1, 15_000, 'email.processed');
     const a = await attachment(attachmentId);
-    expect(a.drive_status).toBe('skipped');
+    expect(a.drive_status).toBe('not-filed');
     expect(a.drive_file_id).toBeNull();
     expect(uploadedFiles().length).toBe(before);
+    const [row] = await processedEvents(emailId);
+    expect((JSON.parse(row!.body) as EmailProcessedV1).data.attachments).toEqual([
+      expect.objectContaining({ attachmentId, verdict: 'quarantined', driveStatus: 'not-filed', link: null }),
+    ]);
   });
 
   it('closes an email without attachments as soon as it arrives', async () => {

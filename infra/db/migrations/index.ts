@@ -3,6 +3,7 @@ import * as foundation from './20261126T1200-foundation.js';
 import * as drive from './20261126T1300-drive.js';
 import * as outbound from './20261126T1400-outbound.js';
 import * as telegram from './20261126T1410-telegram.js';
+import * as honestDone from './20261203T0800-honest-done.js';
 
 /**
  * Every migration, by name; names start with a UTC timestamp so they sort in the order they were
@@ -13,4 +14,5 @@ export const migrations: Record<string, Migration> = {
   '20261126T1300-drive': drive,
   '20261126T1400-outbound': outbound,
   '20261126T1410-telegram': telegram,
+  '20261203T0800-honest-done': honestDone,
 };
