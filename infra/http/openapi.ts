@@ -115,7 +115,7 @@ export function buildOpenApi(
         bearer: {
           type: 'http',
           scheme: 'bearer',
-          description: 'A token of API_TOKENS, or an HS256 JWT when JWT_SECRET is set',
+          description: 'A token of API_TOKENS, or an HS256 JWT with exp when JWT_SECRET is set',
         },
         consoleSession: {
           type: 'apiKey',

@@ -160,10 +160,12 @@ describe('status API: authentication, rate limits and CORS', () => {
     };
     const now = nowSeconds();
     expect(await ok(jwt({ sub: 'ops', exp: now + 600, iat: now }))).toBe(200);
-    expect(await ok(jwt({ sub: 'ops' }))).toBe(200); // no exp: valid until the secret changes
+    expect(await refused(jwt({ sub: 'ops' }))).toBe('AUTH.INVALID_TOKEN'); // no exp: it would never expire
     expect(await ok(jwt({ sub: 'ops', exp: now - 5 }))).toBe(200); // within the clock-skew leeway
     expect(await refused(jwt({ sub: 'ops', exp: now - 120 }))).toBe('AUTH.TOKEN_EXPIRED');
-    expect(await refused(jwt({ sub: 'ops', nbf: now + 600 }))).toBe('AUTH.TOKEN_NOT_YET_VALID');
+    expect(await refused(jwt({ sub: 'ops', exp: now + 1200, nbf: now + 600 }))).toBe(
+      'AUTH.TOKEN_NOT_YET_VALID',
+    );
     expect(await refused(jwt({ sub: 'ops', exp: String(now + 600) }))).toBe('AUTH.INVALID_TOKEN');
     expect(await refused(jwt({ sub: 'ops' }, { secret: 'another-secret-another-secret-another' }))).toBe(
       'AUTH.INVALID_TOKEN',
