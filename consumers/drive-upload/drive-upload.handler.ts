@@ -4,9 +4,9 @@ import type { BlobStore } from '../../infra/blobs/blob-store.js';
 import type { ConsumerDefinition, HandlerContext } from '../../infra/broker/handler.js';
 import { LOCK_BUSY, withNamedLock } from '../../infra/db/named-lock.js';
 import type { TimelineEntry } from '../../infra/db/repositories/timeline.repository.js';
-import { describeError, isRetryable, RetryableError } from '../../infra/errors.js';
+import { describeError, isRetryable, PostroomError, RetryableError } from '../../infra/errors.js';
 import { completeEmailIfFinal } from './email-completion.js';
-import type { FileStore, StoredFile } from '../../infra/drive/file-store.js';
+import { FOLDER_GONE, type FileStore, type StoredFile } from '../../infra/drive/file-store.js';
 import { renderFolderTemplate } from './folder-template.js';
 
 /** What the Drive consumer needs. */
@@ -82,11 +82,12 @@ export function createDriveUploadHandler(
     const folder = segments.join('/');
     if (d.verdict !== 'accepted')
       return { status: 'not-filed', file: null, folder, detail: `${d.verdict}: not filed` };
-    try {
+    let fileId = row.drive_file_id;
+    /** Files the bytes into the folder (made if missing); the reserved file id is kept across calls. */
+    const fileInto = async (): Promise<Outcome | typeof LOCK_BUSY> => {
       const folderId = await deps.store.ensureFolder(segments);
       const lockName = `postroom:file:${createHash('sha256').update(`${folderId}\n${d.sha256}`).digest('hex').slice(0, 40)}`;
-      const filed = await withNamedLock(ctx.db, lockName, 60, async () => {
-        let fileId = row.drive_file_id;
+      return withNamedLock(ctx.db, lockName, 60, async () => {
         const existing = await deps.store.findBySha256(folderId, d.sha256);
         if (existing && existing.fileId !== fileId)
           return {
@@ -122,6 +123,14 @@ export function createDriveUploadHandler(
             ? `already uploaded as ${result.fileId}`
             : `uploaded as ${result.fileId}`,
         } satisfies Outcome;
+      });
+    };
+    try {
+      // A folder deleted by hand in Drive is forgotten by the store on the first 404: make it again.
+      const filed = await fileInto().catch((err: unknown) => {
+        if (!(err instanceof PostroomError && err.code === FOLDER_GONE)) throw err;
+        ctx.log.warn({ folder }, 'the target folder was gone from Drive; made it again');
+        return fileInto();
       });
       if (filed === LOCK_BUSY)
         throw new RetryableError(

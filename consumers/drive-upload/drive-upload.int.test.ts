@@ -240,6 +240,61 @@ describe('drive-upload consumer', () => {
     expect(uploadedFiles().filter((f) => f.appProperties?.['sha256'] === sha256(bytes))).toHaveLength(1);
   });
 
+  it('makes a folder deleted by hand in Drive again instead of failing every upload into it', async () => {
+    const uploaded = async (attachmentId: string) =>
+      waitFor(
+        async () => {
+          const a = await attachment(attachmentId);
+          return a.drive_status !== 'pending' ? a : null;
+        },
+        15_000,
+        'filed',
+      );
+    const first = await uploaded(
+      (
+        await emailWithAnalyzedAttachment({
+          from: 'dee@example.com',
+          bytes: randomBytes(80),
+          verdict: 'accepted',
+        })
+      ).attachmentId,
+    );
+    expect(first.drive_status).toBe('uploaded');
+    const leaf = fake.file(first.drive_file_id!)!.parents[0]!;
+    const month = fake.file(leaf)!.parents[0]!;
+    // Someone deletes the month folder, and the sender's folder in it, while the consumer has them cached.
+    fake.deleteFile(month);
+    expect(fake.file(leaf)).toBeUndefined();
+
+    const second = await uploaded(
+      (
+        await emailWithAnalyzedAttachment({
+          from: 'dee@example.com',
+          bytes: randomBytes(80),
+          verdict: 'accepted',
+        })
+      ).attachmentId,
+    );
+    expect(second).toMatchObject({ drive_status: 'uploaded', drive_folder: '2026/11/dee@example.com' });
+    const newLeaf = fake.file(second.drive_file_id!)!.parents[0]!;
+    expect(newLeaf).not.toBe(leaf);
+    expect(fake.file(newLeaf)).toMatchObject({ name: 'dee@example.com', mimeType: FOLDER_MIME });
+    const newMonth = fake.file(newLeaf)!.parents[0]!;
+    expect(fake.file(newMonth)).toMatchObject({ name: '11', mimeType: FOLDER_MIME });
+    expect(fake.file(fake.file(newMonth)!.parents[0]!)?.name).toBe('2026');
+    // The next upload goes straight into the new folder.
+    const third = await uploaded(
+      (
+        await emailWithAnalyzedAttachment({
+          from: 'dee@example.com',
+          bytes: randomBytes(80),
+          verdict: 'accepted',
+        })
+      ).attachmentId,
+    );
+    expect(fake.file(third.drive_file_id!)!.parents).toEqual([newLeaf]);
+  });
+
   it('files nothing for a quarantined attachment and still closes the email', async () => {
     const before = uploadedFiles().length;
     const { emailId, attachmentId } = await emailWithAnalyzedAttachment({
