@@ -1,5 +1,6 @@
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
 import type { ConsumerDefinition } from '../../infra/broker/handler.js';
+import { SUBSCRIPTIONS } from '../../infra/broker/subscriptions.js';
 import { appendTimeline } from '../../infra/db/repositories/timeline.repository.js';
 import { describeError, isRetryable } from '../../infra/errors.js';
 import { analyzeAttachment, type AnalysisLimits, type AnalysisResult } from './analyze.js';
@@ -24,7 +25,7 @@ export function createAttachmentAnalysisHandler(
 ): ConsumerDefinition<'attachment.stored'> {
   return {
     name: 'attachment-analysis',
-    events: ['attachment.stored'],
+    events: SUBSCRIPTIONS['attachment-analysis'],
     prefetch: deps.prefetch ?? 4,
     async handle(event, ctx) {
       const d = event.data;

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { AttachmentAnalyzedV1, EmailReceivedV1 } from '../../contracts/index.js';
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
 import type { ConsumerDefinition, HandlerContext } from '../../infra/broker/handler.js';
+import { SUBSCRIPTIONS } from '../../infra/broker/subscriptions.js';
 import { LOCK_BUSY, withNamedLock } from '../../infra/db/named-lock.js';
 import type { TimelineEntry } from '../../infra/db/repositories/timeline.repository.js';
 import { describeError, isRetryable, PostroomError, RetryableError } from '../../infra/errors.js';
@@ -147,7 +148,7 @@ export function createDriveUploadHandler(
 
   return {
     name: 'drive-upload',
-    events: ['email.received', 'attachment.analyzed'],
+    events: SUBSCRIPTIONS['drive-upload'],
     prefetch: deps.prefetch ?? 4,
     retryForMs: DRIVE_RETRY_HOURS * (deps.hourMs ?? 3_600_000),
     async handle(event, ctx) {

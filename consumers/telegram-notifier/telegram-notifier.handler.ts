@@ -1,5 +1,6 @@
 import type { EmailProcessedV1 } from '../../contracts/index.js';
 import type { ConsumerDefinition, HandlerContext } from '../../infra/broker/handler.js';
+import { SUBSCRIPTIONS } from '../../infra/broker/subscriptions.js';
 import { enqueueEvents, signalOutbox } from '../../infra/broker/outbox.js';
 import {
   countNotificationAttempt,
@@ -166,7 +167,7 @@ export function createTelegramNotifierHandler(
 
   return {
     name: 'telegram-notifier',
-    events: ['email.processed'],
+    events: SUBSCRIPTIONS['telegram-notifier'],
     prefetch: deps.prefetch ?? 4,
     async handle(event: EmailProcessedV1, ctx) {
       const d = event.data;
