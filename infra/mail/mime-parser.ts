@@ -284,8 +284,9 @@ function inspect(parser: MailParser, inspector: MimeInspector): void {
     processChunk?: (data: SplitterChunk, done: (err?: Error) => void) => void;
   };
   const original = internal.processChunk;
-  // mailparser 3.x hands every splitter chunk to processChunk; if that ever changes, parsing goes on
-  // without structural warnings (the tests that expect warnings will say so).
+  // mailparser 3.x hands every splitter chunk to processChunk, a private method: package.json pins
+  // mailparser to one exact version for that reason (mime-parser.test.ts checks both). If it ever
+  // changes, parsing goes on without structural warnings (the tests that expect warnings will say so).
   if (typeof original !== 'function') return;
   internal.processChunk = (data, done) => {
     inspector.observe(data);
