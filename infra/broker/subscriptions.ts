@@ -1,4 +1,4 @@
-import { contracts, type EventType } from '../../contracts/index.js';
+import { contracts, EXCHANGES, type EventType } from '../../contracts/index.js';
 import { DEFAULT_RETRY_DELAYS_MS, type Topology } from './topology.js';
 
 /**
@@ -58,7 +58,7 @@ export interface TopologyOptions {
 export function postroomTopology(opts: TopologyOptions = {}): Topology {
   return {
     namespace: opts.namespace ?? 'postroom',
-    exchanges: [...new Set(Object.values(contracts).map((c) => c.exchange))],
+    exchanges: [...EXCHANGES],
     queues: Object.entries(SUBSCRIPTIONS)
       .filter(([name]) => !opts.consumers || opts.consumers.includes(name as ConsumerName))
       .map(([name, events]) => ({

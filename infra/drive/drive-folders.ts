@@ -40,7 +40,7 @@ export interface FolderClaimDeps {
 }
 
 /** Hex SHA-256 of a folder name, the second half of the `drive_folders` key. */
-export function folderNameHash(name: string): string {
+function folderNameHash(name: string): string {
   return createHash('sha256').update(name, 'utf8').digest('hex');
 }
 

@@ -1,13 +1,13 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 
 /** The JSON error body every route answers with on failure. */
-export const ErrorSchema = Type.Object(
+const ErrorSchema = Type.Object(
   { error: Type.Object({ code: Type.String(), message: Type.String() }, { additionalProperties: false }) },
   { additionalProperties: false, $id: 'Error' },
 );
 
 /** A JSON answer in OpenAPI form. */
-export const jsonResponse = (description: string, schema: TSchema) => ({
+const jsonResponse = (description: string, schema: TSchema) => ({
   description,
   content: { 'application/json': { schema } },
 });

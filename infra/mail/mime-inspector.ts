@@ -50,7 +50,7 @@ B64['='.charCodeAt(0)] = 2;
 for (const c of ' \t\r\n') B64[c.charCodeAt(0)] = 3;
 
 /** `part 1.2 (image/png "logo.png")`, or `the message body` for a single-part message. */
-export function describePart(node: SplitterNode): string {
+function describePart(node: SplitterNode): string {
   const nr = (node.partNr || []).filter((p) => typeof p === 'number').join('.');
   const what = [node.contentType || 'text/plain', node.filename ? `"${node.filename}"` : '']
     .filter(Boolean)

@@ -37,7 +37,7 @@ export interface MimeParserLimits {
 /** Forwarded messages nested deeper than this are stored as attachments but not opened. */
 export const MAX_FORWARD_DEPTH = 8;
 /** Domain of the Message-ID made up for a message that has none. */
-export const SYNTHETIC_ID_DOMAIN = 'postroom.invalid';
+const SYNTHETIC_ID_DOMAIN = 'postroom.invalid';
 
 const PARSER_OPTIONS: MailParserOptions = {
   // message/rfc822 parts come out as attachments: they are stored whole and parsed again below.

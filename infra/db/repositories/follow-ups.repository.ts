@@ -83,7 +83,7 @@ export function emailIdOf(event: AnyEvent): string | null {
 }
 
 /** The chats told of a processed email: the sender's chat for a file sent to the bot, else every subscriber. */
-export async function chatsToTell(db: Conn, data: EmailProcessedV1['data']): Promise<string[]> {
+async function chatsToTell(db: Conn, data: EmailProcessedV1['data']): Promise<string[]> {
   if (data.source === 'telegram') return data.chatId ? [data.chatId] : [];
   const rows = await db.selectFrom('telegram_chats').select('chat_id').where('subscribed', '=', 1).execute();
   return rows.map((r) => r.chat_id);
