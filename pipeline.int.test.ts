@@ -131,7 +131,7 @@ describe('the whole pipeline: IMAP to analysis to Drive, in one process', () => 
     expect(byName['scan.bin']?.thumbnail_sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(byName['totally-safe.pdf']).toMatchObject({
       verdict: 'quarantined',
-      drive_status: 'skipped',
+      drive_status: 'not-filed',
       drive_file_id: null,
     });
 

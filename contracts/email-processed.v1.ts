@@ -8,7 +8,7 @@ export const EmailProcessedV1 = defineEvent({
   version: 1,
   exchange: 'mail',
   description:
-    'Every attachment of the email is final (filed, skipped, quarantined or rejected); notifications and hooks follow.',
+    'Every attachment of the email is final (uploaded, skipped as already filed, failed, or not-filed when quarantined or rejected); notifications and hooks follow.',
   data: Type.Object(
     {
       emailId: Uuid,
@@ -28,6 +28,7 @@ export const EmailProcessedV1 = defineEvent({
               Type.Literal('uploaded'),
               Type.Literal('skipped'),
               Type.Literal('failed'),
+              Type.Literal('not-filed'),
               Type.Literal('pending'),
             ]),
             link: Nullable(Type.String()),

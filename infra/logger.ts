@@ -7,7 +7,7 @@ export type { Logger } from 'pino';
  * Paths pino blanks out in every log line: tokens, passwords and authorization headers, wherever they
  * sit in the logged object.
  */
-export const redactPaths = [
+const redactPaths = [
   'password',
   '*.password',
   'token',

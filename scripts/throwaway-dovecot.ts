@@ -53,7 +53,7 @@ export function findDovecot(): string | null {
 }
 
 /** Runs `dovecot` detached: the daemon would otherwise keep our pipes open. */
-export function runDetached(bin: string, args: string[]): Promise<void> {
+function runDetached(bin: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(bin, args, { stdio: 'ignore' });
     child.once('error', reject);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from 'amqplib';
 import { pino } from 'pino';
-import { contracts, type EventType } from '../contracts/index.js';
+import { contracts, EXCHANGES, type EventType } from '../contracts/index.js';
 import { Broker } from '../infra/broker/connection.js';
 import { deleteTopology, type Topology } from '../infra/broker/topology.js';
 import type { Logger } from '../infra/logger.js';
@@ -25,7 +25,7 @@ export function testTopology(
 ): Topology {
   return {
     namespace,
-    exchanges: [...new Set(Object.values(contracts).map((c) => c.exchange))],
+    exchanges: [...EXCHANGES],
     queues: Object.entries(consumers).map(([name, events]) => ({
       name,
       bindings: events.map((e) => ({ exchange: contracts[e].exchange, routingKey: e })),

@@ -214,6 +214,12 @@ export class FakeDrive {
     return f;
   }
 
+  /** Deletes a file or folder for good, as a person would in Drive: a folder takes its contents with it. */
+  deleteFile(id: string): void {
+    for (const f of this.files()) if (f.parents.includes(id)) this.deleteFile(f.id);
+    this.store.delete(id);
+  }
+
   /** Makes the next matching requests fail as described. */
   failNext(fault: FakeDriveFault): void {
     this.faults.push({ ...fault, left: fault.times ?? 1, skipLeft: fault.skip ?? 0 });

@@ -4,6 +4,7 @@
  * constants below are what the parser must find in them, so tests can compare sizes and SHA-256 sums.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 
 const CRLF = '\r\n';
@@ -597,4 +598,38 @@ export function forwardOf(raw: Buffer, o: EnvelopeOptions = {}): Buffer {
     raw,
     Buffer.from(`${CRLF}--fwd-of-b--${CRLF}`),
   ]);
+}
+
+/**
+ * Legacy mail: `red.png` and `small.pdf` uuencoded by Debian's sharutils (`test/fixtures/uuencode/`),
+ * sent as `x-uuencode` (named by the part) and `uuencode` and `x-uue` (named only by their `begin`
+ * line; the PDF in its base64 form), with CRLF line ends, plus an `x-uuencode` part with no data.
+ */
+export function uuencodedMessage(o: EnvelopeOptions = {}): Buffer {
+  const fixture = (name: string) =>
+    readFileSync(new URL(`./fixtures/uuencode/${name}`, import.meta.url))
+      .toString('latin1')
+      .replace(/\n/g, CRLF);
+  const uu = (encoding: string, body: string, name?: string) =>
+    part(
+      [
+        `Content-Type: application/octet-stream${name ? `; name="${name}"` : ''}`,
+        `Content-Disposition: attachment${name ? `; filename="${name}"` : ''}`,
+        `Content-Transfer-Encoding: ${encoding}`,
+      ],
+      body,
+    );
+  return message(
+    [
+      ...envelope(o, { subject: 'Old mailer', messageId: 'uue-1@mail.example' }),
+      'Content-Type: multipart/mixed; boundary="uue-b"',
+    ],
+    multipart('uue-b', [
+      part(['Content-Type: text/plain'], 'Files, the old way.'),
+      uu('x-uuencode', fixture('red.png.uue'), 'red.png'),
+      uu('uuencode', fixture('small.pdf.uue')),
+      uu('X-UUE', fixture('small.pdf.b64.uue')),
+      uu('x-uuencode', `nothing here${CRLF}`, 'void.bin'),
+    ]),
+  );
 }

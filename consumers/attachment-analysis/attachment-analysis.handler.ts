@@ -1,6 +1,7 @@
 import { buffer } from 'node:stream/consumers';
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
 import type { ConsumerDefinition } from '../../infra/broker/handler.js';
+import { SUBSCRIPTIONS } from '../../infra/broker/subscriptions.js';
 import { appendTimeline } from '../../infra/db/repositories/timeline.repository.js';
 import { officeExtension } from '../../infra/documents/convertible.js';
 import type { PreviewOutcome } from '../../infra/documents/pdf-preview.js';
@@ -34,7 +35,7 @@ export function createAttachmentAnalysisHandler(
 ): ConsumerDefinition<'attachment.stored'> {
   return {
     name: 'attachment-analysis',
-    events: ['attachment.stored'],
+    events: SUBSCRIPTIONS['attachment-analysis'],
     prefetch: deps.prefetch ?? 4,
     // The commit functions below write only through their transaction and emit: safe to batch.
     batchCommits: true,

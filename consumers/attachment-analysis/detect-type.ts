@@ -133,7 +133,7 @@ function scriptType(line: string): string {
  * True when bytes look like text: a UTF-16 byte-order mark, or no NUL bytes and under 1% control
  * characters other than tab, line breaks, form feed and escape. Any 8-bit encoding passes.
  */
-export function looksLikeText(sample: Buffer): boolean {
+function looksLikeText(sample: Buffer): boolean {
   if (sample.length === 0) return false;
   if ((sample[0] === 0xff && sample[1] === 0xfe) || (sample[0] === 0xfe && sample[1] === 0xff)) return true;
   let control = 0;

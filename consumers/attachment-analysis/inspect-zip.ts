@@ -52,7 +52,7 @@ export type ZipOutcome =
   | { verdict: 'rejected'; reason: string; archive: null };
 
 /** At most this many files are recorded in {@link ArchiveFacts.entries}; all are judged. */
-export const ARCHIVE_LIST_MAX = 1000;
+const ARCHIVE_LIST_MAX = 1000;
 
 /** Below this many unpacked bytes a high ratio is ordinary (a page of repeated text), not a bomb. */
 export const BOMB_MIN_BYTES = 1024 * 1024;

@@ -14,7 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import { SAMPLE_BYTES } from './detect-type.js';
 
 /** Files up to this many bytes (1 MiB) are held in memory instead of a temp file. */
-export const MEMORY_SPOOL_BYTES = 1024 * 1024;
+const MEMORY_SPOOL_BYTES = 1024 * 1024;
 
 /** A spooled attachment. */
 export interface SpooledFile {
@@ -52,7 +52,7 @@ class TooLarge extends Error {}
  * Writes `source` to a new temp file under `tempDir`, refusing more than `maxBytes`. Rejects with the
  * signal's reason when `signal` aborts, and with a {@link SpoolError} when the stream or the disk fails.
  */
-export async function spoolToTempFile(
+async function spoolToTempFile(
   source: Readable,
   maxBytes: number,
   tempDir: string,

@@ -1,11 +1,12 @@
 import type { AttachmentAnalyzedV1, AttachmentConvertedV1, EmailReceivedV1 } from '../../contracts/index.js';
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
 import type { ConsumerDefinition, HandlerContext } from '../../infra/broker/handler.js';
+import { SUBSCRIPTIONS } from '../../infra/broker/subscriptions.js';
 import type { TimelineEntry } from '../../infra/db/repositories/timeline.repository.js';
-import { describeError, isRetryable, RetryableError } from '../../infra/errors.js';
+import { describeError, isRetryable, PostroomError, RetryableError } from '../../infra/errors.js';
 import { completeEmailIfFinal } from './email-completion.js';
 import { isDriveOutage } from '../../infra/drive/drive-errors.js';
-import type { FileStore } from '../../infra/drive/file-store.js';
+import { FOLDER_GONE, type FileStore } from '../../infra/drive/file-store.js';
 import { fileOnce, type FilingOutcome } from './file-once.js';
 import { filePdf, recordPdfFiling } from './pdf-filing.js';
 import { renderFolderTemplate } from './folder-template.js';
@@ -28,13 +29,15 @@ export interface DriveUploadDeps {
  */
 export const DRIVE_RETRY_HOURS = 24;
 
-type Outcome = FilingOutcome;
+/** `not-filed`: quarantined or rejected, never sent to the store. */
+type Outcome = Omit<FilingOutcome, 'status'> & { status: FilingOutcome['status'] | 'not-filed' };
 
 /**
  * Consumes `email.received` and `attachment.analyzed`. Accepted attachments are filed in the folder the
  * template names, exactly once: the file id is reserved and stored before the upload, so a retry after
  * a crash uploads with the same id and finds the file already there; identical bytes already in the
- * folder are linked (`skipped`) instead of uploaded again. Other verdicts are final at once. Whenever
+ * folder are linked (`skipped`) instead of uploaded again. Other verdicts are final at once
+ * (`not-filed`, with no `attachment.uploaded`: that event is about filed attachments). Whenever
  * every attachment of an email is final, `email.processed` is published (an email with no attachments
  * as soon as it arrives).
  */
@@ -75,10 +78,11 @@ export function createDriveUploadHandler(
     });
     const folder = segments.join('/');
     if (d.verdict !== 'accepted')
-      return { status: 'skipped', file: null, folder, detail: `${d.verdict}: not filed` };
-    try {
+      return { status: 'not-filed', file: null, folder, detail: `${d.verdict}: not filed` };
+    /** Files the bytes into the folder (made if missing); the reserved file id is kept across calls. */
+    const fileInto = async (): Promise<Outcome> => {
       const folderId = await deps.store.ensureFolder(segments);
-      return await fileOnce({
+      return fileOnce({
         store: deps.store,
         db: ctx.db,
         folderId,
@@ -98,6 +102,14 @@ export function createDriveUploadHandler(
             .execute();
         },
       });
+    };
+    try {
+      // A folder deleted by hand in Drive is forgotten by the store on the first 404: make it again.
+      return await fileInto().catch((err: unknown) => {
+        if (!(err instanceof PostroomError && err.code === FOLDER_GONE)) throw err;
+        ctx.log.warn({ folder }, 'the target folder was gone from Drive; made it again');
+        return fileInto();
+      });
     } catch (err) {
       if (isRetryable(err) && !ctx.lastAttempt) throw err;
       ctx.log.warn({ err, attachmentId: d.attachmentId }, 'filing failed for good');
@@ -107,7 +119,7 @@ export function createDriveUploadHandler(
 
   return {
     name: 'drive-upload',
-    events: ['email.received', 'attachment.analyzed', 'attachment.converted'],
+    events: SUBSCRIPTIONS['drive-upload'],
     prefetch: deps.prefetch ?? 4,
     // Drive being down or slow is waited out for hours; other retryable failures (an attachment not
     // recorded yet, a lock held by another consumer) keep the attempts of the tiers.
@@ -158,17 +170,18 @@ export function createDriveUploadHandler(
               event: `attachment.${outcome.status}`,
               detail: outcome.detail,
             });
-            emit(
-              ctx.event('attachment.uploaded', {
-                attachmentId: e.data.attachmentId,
-                emailId: e.data.emailId,
-                status: outcome.status,
-                fileId: outcome.file?.fileId ?? null,
-                link: outcome.file?.link ?? null,
-                folder: outcome.folder,
-                backend: deps.store.backend,
-              }),
-            );
+            if (outcome.status !== 'not-filed')
+              emit(
+                ctx.event('attachment.uploaded', {
+                  attachmentId: e.data.attachmentId,
+                  emailId: e.data.emailId,
+                  status: outcome.status,
+                  fileId: outcome.file?.fileId ?? null,
+                  link: outcome.file?.link ?? null,
+                  folder: outcome.folder,
+                  backend: deps.store.backend,
+                }),
+              );
           }
         }
         await completeEmailIfFinal(trx, e.data.emailId, emit, ctx, entries);

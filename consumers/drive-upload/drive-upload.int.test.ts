@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consumedTotal } from '../../infra/metrics.js';
 import { createMysqlBlobStore } from '../../infra/blobs/mysql-blob-store.js';
+import type { EmailProcessedV1 } from '../../contracts/index.js';
 import type { Broker } from '../../infra/broker/connection.js';
 import { startConsumer, type RunningConsumer } from '../../infra/broker/consume.js';
 import { createEvent } from '../../infra/broker/events.js';
@@ -239,6 +240,61 @@ describe('drive-upload consumer', () => {
     expect(uploadedFiles().filter((f) => f.appProperties?.['sha256'] === sha256(bytes))).toHaveLength(1);
   });
 
+  it('makes a folder deleted by hand in Drive again instead of failing every upload into it', async () => {
+    const uploaded = async (attachmentId: string) =>
+      waitFor(
+        async () => {
+          const a = await attachment(attachmentId);
+          return a.drive_status !== 'pending' ? a : null;
+        },
+        15_000,
+        'filed',
+      );
+    const first = await uploaded(
+      (
+        await emailWithAnalyzedAttachment({
+          from: 'dee@example.com',
+          bytes: randomBytes(80),
+          verdict: 'accepted',
+        })
+      ).attachmentId,
+    );
+    expect(first.drive_status).toBe('uploaded');
+    const leaf = fake.file(first.drive_file_id!)!.parents[0]!;
+    const month = fake.file(leaf)!.parents[0]!;
+    // Someone deletes the month folder, and the sender's folder in it, while the consumer has them cached.
+    fake.deleteFile(month);
+    expect(fake.file(leaf)).toBeUndefined();
+
+    const second = await uploaded(
+      (
+        await emailWithAnalyzedAttachment({
+          from: 'dee@example.com',
+          bytes: randomBytes(80),
+          verdict: 'accepted',
+        })
+      ).attachmentId,
+    );
+    expect(second).toMatchObject({ drive_status: 'uploaded', drive_folder: '2026/11/dee@example.com' });
+    const newLeaf = fake.file(second.drive_file_id!)!.parents[0]!;
+    expect(newLeaf).not.toBe(leaf);
+    expect(fake.file(newLeaf)).toMatchObject({ name: 'dee@example.com', mimeType: FOLDER_MIME });
+    const newMonth = fake.file(newLeaf)!.parents[0]!;
+    expect(fake.file(newMonth)).toMatchObject({ name: '11', mimeType: FOLDER_MIME });
+    expect(fake.file(fake.file(newMonth)!.parents[0]!)?.name).toBe('2026');
+    // The next upload goes straight into the new folder.
+    const third = await uploaded(
+      (
+        await emailWithAnalyzedAttachment({
+          from: 'dee@example.com',
+          bytes: randomBytes(80),
+          verdict: 'accepted',
+        })
+      ).attachmentId,
+    );
+    expect(fake.file(third.drive_file_id!)!.parents).toEqual([newLeaf]);
+  });
+
   it('files nothing for a quarantined attachment and still closes the email', async () => {
     const before = uploadedFiles().length;
     const { emailId, attachmentId } = await emailWithAnalyzedAttachment({
@@ -248,9 +304,13 @@ describe('drive-upload consumer', () => {
     });
     await waitFor(async () => (await processedEvents(emailId)).length === 1, 15_000, 'email.processed');
     const a = await attachment(attachmentId);
-    expect(a.drive_status).toBe('skipped');
+    expect(a.drive_status).toBe('not-filed');
     expect(a.drive_file_id).toBeNull();
     expect(uploadedFiles().length).toBe(before);
+    const [row] = await processedEvents(emailId);
+    expect((JSON.parse(row!.body) as EmailProcessedV1).data.attachments).toEqual([
+      expect.objectContaining({ attachmentId, verdict: 'quarantined', driveStatus: 'not-filed', link: null }),
+    ]);
   });
 
   it('closes an email without attachments as soon as it arrives', async () => {

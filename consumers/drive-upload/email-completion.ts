@@ -68,7 +68,7 @@ export async function completeEmailIfFinal(
         filename: a.filename,
         verdict: a.verdict as 'accepted' | 'quarantined' | 'rejected',
         reason: a.reason ?? '',
-        driveStatus: a.drive_status as 'uploaded' | 'skipped' | 'failed',
+        driveStatus: a.drive_status as 'uploaded' | 'skipped' | 'failed' | 'not-filed',
         link: a.drive_link,
         ...conversionOf(a),
       })),

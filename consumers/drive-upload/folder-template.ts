@@ -1,7 +1,7 @@
 import { ConfigError } from '../../infra/errors.js';
 
 /** Placeholders `DRIVE_FOLDER_TEMPLATE` understands. */
-export const FOLDER_TEMPLATE_PLACEHOLDERS = ['yyyy', 'mm', 'dd', 'from', 'from_domain', 'subject'] as const;
+const FOLDER_TEMPLATE_PLACEHOLDERS = ['yyyy', 'mm', 'dd', 'from', 'from_domain', 'subject'] as const;
 
 /** One placeholder name. */
 export type FolderTemplatePlaceholder = (typeof FOLDER_TEMPLATE_PLACEHOLDERS)[number];
@@ -25,7 +25,7 @@ export interface RenderFolderTemplateOptions {
 }
 
 /** The name used for a segment that comes out empty (a blank subject, a sender without a domain). */
-export const EMPTY_SEGMENT = '_';
+const EMPTY_SEGMENT = '_';
 
 const PLACEHOLDER = /\{([^{}]*)\}/g;
 

@@ -6,7 +6,7 @@ import { PermanentError, RetryableError } from '../../infra/errors.js';
 export type Resolver = (hostname: string) => Promise<readonly { address: string; family: number }[]>;
 
 /** The system resolver (getaddrinfo, as the rest of the process sees names), every address. */
-export const systemResolver: Resolver = (hostname) => lookup(hostname, { all: true, verbatim: true });
+const systemResolver: Resolver = (hostname) => lookup(hostname, { all: true, verbatim: true });
 
 /** Why an address may not be called, by range. */
 const RANGES: readonly [cidr: string, why: string][] = [

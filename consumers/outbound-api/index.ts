@@ -1,4 +1,5 @@
 import { startConsumer } from '../../infra/broker/consume.js';
+import { registerHooks } from '../../infra/db/repositories/follow-ups.repository.js';
 import type { RoleContext, RoleHandle } from '../../infra/roles.js';
 import { normalizeHost, type Resolver } from './address-policy.js';
 import { CircuitBreakers, type CircuitBreakerOptions } from './circuit-breaker.js';
@@ -18,7 +19,9 @@ export interface OutboundApiOptions {
 
 /**
  * Starts the outbound consumer (role `outbound`): loads and validates HOOKS_FILE (a `ConfigError`
- * names each problem) and calls its hooks. Null, with a log line, when HOOKS_FILE is not set.
+ * names each problem), registers them (so every event's calls are recorded with the event, see
+ * `recordFollowUps`) and calls them. Null, with a log line, when HOOKS_FILE is not set (no hooks are
+ * registered then).
  */
 export async function startOutboundApi(
   ctx: RoleContext,
@@ -26,6 +29,7 @@ export async function startOutboundApi(
 ): Promise<RoleHandle | null> {
   if (!ctx.config.HOOKS_FILE) {
     ctx.log.info('outbound role: HOOKS_FILE is not set; no hooks are called');
+    await registerHooks(ctx.db, []);
     return null;
   }
   const hooks = loadHooksFile(ctx.config.HOOKS_FILE);
@@ -47,6 +51,7 @@ export async function startOutboundApi(
     },
     'calling outbound hooks',
   );
+  await registerHooks(ctx.db, hooks);
   const def = createOutboundApiHandler({
     hooks,
     client: { allowHosts, ...(opts.resolve ? { resolve: opts.resolve } : {}) },

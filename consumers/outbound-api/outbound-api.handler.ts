@@ -1,4 +1,4 @@
-import type { AnyEvent, EventType } from '../../contracts/index.js';
+import type { EventType } from '../../contracts/index.js';
 import type { ConsumerDefinition, HandlerContext } from '../../infra/broker/handler.js';
 import { enqueueEvents, signalOutbox } from '../../infra/broker/outbox.js';
 import {
@@ -9,6 +9,7 @@ import {
   type CallRow,
   type CallStatus,
 } from '../../infra/db/repositories/outbound-calls.repository.js';
+import { emailIdOf } from '../../infra/db/repositories/follow-ups.repository.js';
 import { appendTimeline } from '../../infra/db/repositories/timeline.repository.js';
 import { DeferredError, PermanentError, RetryableError } from '../../infra/errors.js';
 import type { CircuitBreakers } from './circuit-breaker.js';
@@ -42,12 +43,6 @@ interface Waiting {
   deferred?: boolean;
   /** Ran out of retry time: final, and the message is parked so a replay can try again. */
   gaveUp?: boolean;
-}
-
-/** The email an event belongs to: `data.emailId` where the event has one. */
-export function emailIdOf(event: AnyEvent): string | null {
-  const id = (event.data as { emailId?: unknown }).emailId;
-  return typeof id === 'string' ? id : null;
 }
 
 const hostOf = (url: string) => new URL(url).host;

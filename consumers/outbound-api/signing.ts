@@ -1,21 +1,7 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 
-/** Name space of Postroom's idempotency keys (a fixed random UUID, as UUIDv5 wants one). */
-const KEY_NAMESPACE = Buffer.from('7d1c4a52e0b64f3f9a0e8a2f4c1b9d63', 'hex');
-
-/**
- * The `Idempotency-Key` of one hook's call for one event: a UUIDv5 (RFC 9562, SHA-1 name-based) of
- * `<hook name>\n<event id>`, so every retry, redelivery or replay of the same event to the same hook
- * carries the same key, and no two hooks share one.
- */
-export function idempotencyKey(hook: string, eventId: string): string {
-  const hash = createHash('sha1').update(KEY_NAMESPACE).update(`${hook}\n${eventId}`, 'utf8').digest();
-  const b = hash.subarray(0, 16);
-  b[6] = (b[6]! & 0x0f) | 0x50;
-  b[8] = (b[8]! & 0x3f) | 0x80;
-  const h = b.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
+/** Moved down to infra so that whoever publishes an event records its calls with the same key. */
+export { idempotencyKey } from '../../infra/db/repositories/follow-ups.repository.js';
 
 /**
  * The `X-Postroom-Signature` value for a body: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`,

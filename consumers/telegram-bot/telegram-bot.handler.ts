@@ -1,5 +1,6 @@
 import type { TelegramUpdateV1 } from '../../contracts/index.js';
 import type { ConsumerDefinition, HandlerContext } from '../../infra/broker/handler.js';
+import { SUBSCRIPTIONS } from '../../infra/broker/subscriptions.js';
 import {
   setChatSubscription,
   unsubscribeBlockedChat,
@@ -143,7 +144,7 @@ export function createTelegramBotHandler(deps: TelegramBotDeps): ConsumerDefinit
 
   return {
     name: 'telegram-bot',
-    events: ['telegram.update'],
+    events: SUBSCRIPTIONS['telegram-bot'],
     prefetch: deps.prefetch ?? 4,
     async handle(event: TelegramUpdateV1, ctx) {
       const input = readUpdate(event.data.update);

@@ -1,18 +1,18 @@
 import type { EmailProcessedV1 } from '../../contracts/index.js';
 import type { ConsumerDefinition, HandlerContext } from '../../infra/broker/handler.js';
+import { SUBSCRIPTIONS } from '../../infra/broker/subscriptions.js';
 import { enqueueEvents, signalOutbox } from '../../infra/broker/outbox.js';
 import {
   countNotificationAttempt,
-  createPendingNotifications,
   finishNotification,
   isChatSubscribed,
   listPendingNotifications,
-  listSubscribedChatIds,
   noteNotificationError,
   unsubscribeBlockedChat,
   type NotificationOutcome,
   type PendingNotification,
 } from '../../infra/db/repositories/telegram.repository.js';
+import { recordPendingNotifications } from '../../infra/db/repositories/follow-ups.repository.js';
 import { appendTimeline } from '../../infra/db/repositories/timeline.repository.js';
 import { describeError, isRetryable, RetryableError } from '../../infra/errors.js';
 import { telegramErrorCode, type TelegramClient } from '../../infra/telegram/telegram-client.js';
@@ -58,8 +58,8 @@ const MAX_UNRECORDED = 10_000;
 
 /**
  * Consumes `email.processed`. An email that came by mail goes to every subscribed chat; a file sent
- * to the bot is answered in its chat. Each (email, chat) gets a `notifications` row, `pending` as soon
- * as the event is seen, and ONE message: only a pending row is sent, and it becomes `sent` (with
+ * to the bot is answered in its chat. Each (email, chat) gets a `notifications` row, `pending` from
+ * the transaction that wrote the event (so the email is not `done` before it), and ONE message: only a pending row is sent, and it becomes `sent` (with
  * Telegram's message id), `unsubscribed` (the chat blocked the bot: 403, and the chat is unsubscribed)
  * or `failed` (refused for good, or still failing on the last attempt), with a `notify` timeline entry
  * and a `notification.sent` event in the same transaction. A 429 is honoured: short waits are taken
@@ -167,25 +167,12 @@ export function createTelegramNotifierHandler(
 
   return {
     name: 'telegram-notifier',
-    events: ['email.processed'],
+    events: SUBSCRIPTIONS['telegram-notifier'],
     prefetch: deps.prefetch ?? 4,
     async handle(event: EmailProcessedV1, ctx) {
       const d = event.data;
-      const chats =
-        d.source === 'telegram' ? (d.chatId ? [d.chatId] : []) : await listSubscribedChatIds(ctx.db);
-      const made = await ctx.db.transaction().execute(async (trx) => {
-        const n = await createPendingNotifications(trx, d.emailId, chats);
-        if (n > 0)
-          await appendTimeline(trx, [
-            {
-              emailId: d.emailId,
-              stage: 'notify',
-              event: 'notifications.pending',
-              detail: `${n} chat(s) to tell`,
-            },
-          ]);
-        return n;
-      });
+      // Normally recorded with the event already (recordFollowUps); this covers older events.
+      const made = await ctx.db.transaction().execute((trx) => recordPendingNotifications(trx, d));
       const text = notificationText(d);
       const retry: RetryableError[] = [];
       // One sender per email at a time, across processes: a second delivery of the same event
@@ -203,8 +190,7 @@ export function createTelegramNotifierHandler(
           'TELEGRAM.NOTIFY_BUSY',
           `Notifications of email ${d.emailId} are being sent by another consumer`,
         );
-      if (pending.length === 0)
-        ctx.log.debug({ emailId: d.emailId, chats: chats.length, made }, 'nobody to notify');
+      if (pending.length === 0) ctx.log.debug({ emailId: d.emailId, made }, 'nobody to notify');
       if (retry.length > 0) {
         const retryAfterMs = Math.max(0, ...retry.map((e) => e.retryAfterMs ?? 0));
         throw new RetryableError(

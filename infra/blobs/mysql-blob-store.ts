@@ -17,7 +17,7 @@ export interface MysqlBlobStoreOptions {
 }
 
 /** Default bytes per chunk row. */
-export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
+const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 const MAX_CHUNK_SIZE = 4 * 1024 * 1024;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const TMP_PREFIX = 'tmp:';

@@ -203,13 +203,6 @@ export class Broker extends EventEmitter {
     this.failPending(new Error('broker closed'));
   }
 
-  /** Breaks the current connection as a network failure would (tests of reconnects). */
-  destroySocketForTest(): void {
-    const stream = (this.model as unknown as { connection?: { stream?: { destroy(): void } } } | null)
-      ?.connection?.stream;
-    stream?.destroy();
-  }
-
   private connectNow(): void {
     if (this.connecting || this.closing) return;
     this.connecting = this.tryConnect().finally(() => {

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Kysely, Transaction } from 'kysely';
 import { contracts, type AnyEvent } from '../../contracts/index.js';
 import type { Database } from '../db/database.js';
+import { recordFollowUps } from '../db/repositories/follow-ups.repository.js';
 import { assertValidEvent } from './events.js';
 
 /** Emits `pending` when rows were committed to the outbox, so the relay of this process publishes at once. */
@@ -14,9 +15,10 @@ export function signalOutbox(): void {
 }
 
 /**
- * Writes events to the outbox inside the caller's transaction, after validating each one. They are
- * published only if that transaction commits; call `signalOutbox()` after the commit for low latency
- * (the relay also polls).
+ * Writes events to the outbox inside the caller's transaction, after validating each one, with the
+ * calls and notifications they will cause (`recordFollowUps`), so an email is never `done` before
+ * those exist. They are published only if that transaction commits; call `signalOutbox()` after the
+ * commit for low latency (the relay also polls).
  */
 export async function enqueueEvents(
   trx: Transaction<Database> | Kysely<Database>,
@@ -36,6 +38,7 @@ export async function enqueueEvents(
       sent_at: null,
     };
   });
+  await recordFollowUps(trx, events);
   // Large batches are split so one statement stays well under max_allowed_packet.
   for (let i = 0; i < rows.length; i += 500)
     await trx

@@ -1,9 +1,11 @@
-import { contracts, type EventType } from '../../contracts/index.js';
+import { contracts, EXCHANGES, type EventType } from '../../contracts/index.js';
 import { DEFAULT_RETRY_DELAYS_MS, type Topology } from './topology.js';
 
 /**
- * Which consumer queue receives which events. Every process declares all of them (whatever roles it
- * runs), so an event published before its consumer ever started still waits in a durable queue.
+ * Which consumer queue receives which events: the one place they are declared. Each consumer's
+ * definition takes its `events` from here, so the queue's bindings and the types its handler accepts
+ * cannot disagree (a type bound but not accepted would be parked). Here rather than in the handlers
+ * because every process declares the queues, whatever roles it runs, without loading every consumer.
  */
 export const SUBSCRIPTIONS = {
   /** Looks at the bytes of each stored attachment. */
@@ -59,7 +61,7 @@ export interface TopologyOptions {
 export function postroomTopology(opts: TopologyOptions = {}): Topology {
   return {
     namespace: opts.namespace ?? 'postroom',
-    exchanges: [...new Set(Object.values(contracts).map((c) => c.exchange))],
+    exchanges: [...EXCHANGES],
     queues: Object.entries(SUBSCRIPTIONS)
       .filter(([name]) => !opts.consumers || opts.consumers.includes(name as ConsumerName))
       .map(([name, events]) => ({

@@ -3,11 +3,9 @@ import type { Config } from '../config.js';
 import { PermanentError } from '../errors.js';
 
 /** Full Drive access: what a service account filing into a shared drive needs. */
-export const DRIVE_SCOPE = 'https://www.googleapis.com/auth/drive';
-/** Access to files the app made itself: the scope OAuth user credentials are granted. */
-export const DRIVE_FILE_SCOPE = 'https://www.googleapis.com/auth/drive.file';
+const DRIVE_SCOPE = 'https://www.googleapis.com/auth/drive';
 /** Google's OAuth 2.0 token endpoint, used by refresh tokens and service-account assertions alike. */
-export const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
+const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
 
 /**
  * An authenticated HTTP client from google-auth-library (as re-exported by `@googleapis/drive`):

@@ -81,11 +81,6 @@ export function describeDriveFailure(err: unknown): DriveFailure {
   return { status, reason, message, retryAfterMs: retryAfter(e.response?.headers), retryable };
 }
 
-/** True for Drive's 409 (`fileIdInUse`): the id given to files.create is taken. */
-export function isIdConflict(err: unknown): boolean {
-  return describeDriveFailure(err).status === 409;
-}
-
 /**
  * Turns a Drive failure into a Postroom error with a stable code: rate limits, 5xx and network trouble
  * are `RetryableError`s (`DRIVE.RATE_LIMITED`, `DRIVE.UNAVAILABLE`, `DRIVE.UNREACHABLE`); the rest are

@@ -285,7 +285,7 @@ describe('DriveFileStore failures', () => {
     expect(fake.filesIn(folderId)).toHaveLength(0);
   });
 
-  it('fails at once, permanently, on quota, permission and missing-folder errors', async () => {
+  it('fails at once, permanently, on quota and permission errors, and says when the folder is gone', async () => {
     const store = await newStore();
     const folderId = await store.ensureFolder([unique()]);
     const fileId = await store.reserveFileId();
@@ -306,7 +306,9 @@ describe('DriveFileStore failures', () => {
     await expect(
       store.upload({ ...bytesOf('no'), fileId, folderId: 'no-such-folder' }),
     ).rejects.toMatchObject({
-      code: 'DRIVE.NOT_FOUND',
+      code: 'DRIVE.FOLDER_GONE',
+      retryable: true,
+      cause: { code: 'DRIVE.NOT_FOUND' },
     });
   });
 

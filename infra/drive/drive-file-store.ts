@@ -6,9 +6,15 @@ import { PermanentError, PostroomError, RetryableError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { guardDriveRequests, type DriveAuthClient } from './drive-auth.js';
 import { DEFAULT_RETRY_POLICY, withDriveRetry, type RetryPolicy } from './drive-errors.js';
-import { ensureChildFolder, type FolderClaimDeps } from './drive-folders.js';
+import { ensureChildFolder, forgetFolderClaims, type FolderClaimDeps } from './drive-folders.js';
 import { CHUNK_GRANULE, uploadResumable } from './drive-resumable.js';
-import type { FileStore, StoredFile, UploadRequest, UploadResult } from './file-store.js';
+import {
+  FOLDER_GONE,
+  type FileStore,
+  type StoredFile,
+  type UploadRequest,
+  type UploadResult,
+} from './file-store.js';
 
 /** Drive's own API root, where calls go when `DRIVE_API_URL` is not set. */
 export const GOOGLE_API_ROOT = 'https://www.googleapis.com/';
@@ -166,6 +172,12 @@ export class DriveFileStore implements FileStore {
           : await this.uploadMultipart(metadata, request, details);
       return { ...checkUploaded(file, request), alreadyExisted: false };
     } catch (err) {
+      if (
+        err instanceof PostroomError &&
+        err.code === 'DRIVE.NOT_FOUND' &&
+        request.folderId !== this.rootFolderId
+      )
+        throw await this.folderGone(request.folderId, err);
       if (!(err instanceof PostroomError && err.code === 'DRIVE.CONFLICT')) throw err;
     }
     // 409: a file with the reserved id exists, so an earlier attempt got through.
@@ -200,6 +212,24 @@ export class DriveFileStore implements FileStore {
       } finally {
         body.destroy();
       }
+    });
+  }
+
+  /**
+   * The target folder is gone (a 404 for the parent of a new file: someone deleted it in Drive). Forgets
+   * it, in this process and in `drive_folders`, so that `ensureFolder` makes it again, and says so with
+   * `DRIVE.FOLDER_GONE`.
+   */
+  private async folderGone(folderId: string, cause: PostroomError): Promise<RetryableError> {
+    this.folderCache.clear();
+    await forgetFolderClaims(this.options.db, folderId);
+    this.options.log?.warn(
+      { folderId },
+      'the Drive folder is gone (deleted by hand?): it will be made again',
+    );
+    return new RetryableError(FOLDER_GONE, `Drive folder ${folderId} is gone; it will be made again`, {
+      cause,
+      details: { folderId },
     });
   }
 

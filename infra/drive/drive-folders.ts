@@ -40,7 +40,7 @@ export interface FolderClaimDeps {
 }
 
 /** Hex SHA-256 of a folder name, the second half of the `drive_folders` key. */
-export function folderNameHash(name: string): string {
+function folderNameHash(name: string): string {
   return createHash('sha256').update(name, 'utf8').digest('hex');
 }
 
@@ -159,4 +159,38 @@ async function takeOverClaim(db: Db, key: ClaimKey, owner: string, timeoutMs: nu
     )
     .executeTakeFirst();
   return result.numUpdatedRows === 1n;
+}
+
+/**
+ * Forgets a folder that is gone from Drive (Drive answered 404 for it: deleted by hand), the folders
+ * known under it, which went with it, and the folders above it, of which one may be what was deleted.
+ * The next `ensureChildFolder` then makes again what is missing and adopts by name what still exists.
+ */
+export async function forgetFolderClaims(db: Db, folderId: string): Promise<void> {
+  const forget = new Set([folderId]);
+  // Up: the chain of parents, as far as Postroom made them (the root is not in the table).
+  for (let id = folderId; ;) {
+    const row = await db
+      .selectFrom('drive_folders')
+      .select('parent_id')
+      .where('folder_id', '=', id)
+      .executeTakeFirst();
+    if (!row || forget.has(row.parent_id)) break;
+    forget.add(row.parent_id);
+    id = row.parent_id;
+  }
+  // Down: everything under the folder.
+  for (let level = [folderId]; level.length > 0;) {
+    const children = await db
+      .selectFrom('drive_folders')
+      .select('folder_id')
+      .where('parent_id', 'in', level)
+      .execute();
+    level = children.map((c) => c.folder_id).filter((id) => !forget.has(id));
+    for (const id of level) forget.add(id);
+  }
+  await db
+    .deleteFrom('drive_folders')
+    .where('folder_id', 'in', [...forget])
+    .execute();
 }

@@ -65,3 +65,9 @@ export interface UploadResult extends StoredFile {
   /** True when a file with this id was already there (an earlier attempt got through): no second file was made. */
   alreadyExisted: boolean;
 }
+
+/**
+ * Code of the error `upload` fails with when its target folder no longer exists (deleted by hand).
+ * The store has forgotten the folder: `ensureFolder` makes it again, and the upload can be repeated.
+ */
+export const FOLDER_GONE = 'DRIVE.FOLDER_GONE';

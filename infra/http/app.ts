@@ -40,7 +40,7 @@ export interface AppOptions {
  * of addresses, CIDRs and the names `loopback`, `linklocal`, `uniquelocal`. Only a proxy it names may
  * say who the client is (X-Forwarded-For), which is the address failed logins are limited by.
  */
-export function trustProxySetting(value: string): boolean | number | string {
+function trustProxySetting(value: string): boolean | number | string {
   if (value === 'true') return true;
   if (value === 'false') return false;
   return /^[0-9]+$/.test(value) ? Number(value) : value;

@@ -1,13 +1,13 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 
 /** The JSON error body every route answers with on failure. */
-export const ErrorSchema = Type.Object(
+const ErrorSchema = Type.Object(
   { error: Type.Object({ code: Type.String(), message: Type.String() }, { additionalProperties: false }) },
   { additionalProperties: false, $id: 'Error' },
 );
 
 /** A JSON answer in OpenAPI form. */
-export const jsonResponse = (description: string, schema: TSchema) => ({
+const jsonResponse = (description: string, schema: TSchema) => ({
   description,
   content: { 'application/json': { schema } },
 });
@@ -115,7 +115,7 @@ export function buildOpenApi(
         bearer: {
           type: 'http',
           scheme: 'bearer',
-          description: 'A token of API_TOKENS, or an HS256 JWT when JWT_SECRET is set',
+          description: 'A token of API_TOKENS, or an HS256 JWT with exp when JWT_SECRET is set',
         },
         consoleSession: {
           type: 'apiKey',

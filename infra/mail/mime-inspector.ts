@@ -1,3 +1,5 @@
+import { UUENCODINGS } from './uudecode.js';
+
 /**
  * Finds what mailparser silently repairs: multiparts whose closing boundary never comes (a cut-off
  * message), base64 bodies with characters outside the alphabet or an incomplete last group (a truncated
@@ -23,7 +25,8 @@ export interface SplitterNode {
 /** One chunk of mailsplit's output: a node's headers, a leaf's body bytes, or multipart framing lines. */
 export type SplitterChunk = SplitterNode | { type: 'body' | 'data'; node: SplitterNode; value: Buffer };
 
-const KNOWN_ENCODINGS = new Set(['', '7bit', '8bit', 'binary', 'base64', 'quoted-printable']);
+// The uuencodings are decoded after mailparser, by the parser (uudecode.ts).
+const KNOWN_ENCODINGS = new Set(['', '7bit', '8bit', 'binary', 'base64', 'quoted-printable', ...UUENCODINGS]);
 
 interface Base64State {
   node: SplitterNode;
@@ -47,7 +50,7 @@ B64['='.charCodeAt(0)] = 2;
 for (const c of ' \t\r\n') B64[c.charCodeAt(0)] = 3;
 
 /** `part 1.2 (image/png "logo.png")`, or `the message body` for a single-part message. */
-export function describePart(node: SplitterNode): string {
+function describePart(node: SplitterNode): string {
   const nr = (node.partNr || []).filter((p) => typeof p === 'number').join('.');
   const what = [node.contentType || 'text/plain', node.filename ? `"${node.filename}"` : '']
     .filter(Boolean)

@@ -247,6 +247,24 @@ describe('parseMessage', () => {
     await expectStoredBytes(email.attachments[1]!, Buffer.from('note'));
   });
 
+  it('decodes uuencoded attachments (x-uuencode, uuencode, x-uue) and names them from their begin line', async () => {
+    const email = await parse(corpus.uuencodedMessage());
+    expect(email.attachments.map((a) => [a.filename, a.originalFilename])).toEqual([
+      ['red.png', 'red.png'],
+      ['small.pdf', 'small.pdf'],
+      ['small.pdf', 'small.pdf'],
+      ['void.bin', 'void.bin'],
+    ]);
+    await expectStoredBytes(email.attachments[0]!, RED_PNG);
+    await expectStoredBytes(email.attachments[1]!, SMALL_PDF);
+    await expectStoredBytes(email.attachments[2]!, SMALL_PDF);
+    await expectStoredBytes(email.attachments[3]!, Buffer.alloc(0));
+    expect(email.warnings).toEqual([
+      '"void.bin" (x-uuencode): it holds no data',
+      '"void.bin" (x-uuencode): no "begin" line was found',
+    ]);
+  });
+
   it('warns about a missing closing boundary and still keeps the complete attachment', async () => {
     const email = await parse(corpus.missingClosingBoundaryMessage());
     expect(email.warnings).toEqual([expect.stringMatching(/missing its closing boundary "--cut-b--"/)]);

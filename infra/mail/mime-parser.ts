@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, pipeline as pipe, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   MailParser,
@@ -18,6 +18,7 @@ import { PermanentError, PostroomError, RetryableError } from '../errors.js';
 import { safeFilename } from '../safe-filename.js';
 import { MimeInspector, type SplitterChunk } from './mime-inspector.js';
 import type { ParsedAttachment, ParsedEmail } from './parsed-email.js';
+import { UudecodeStream, UUENCODINGS } from './uudecode.js';
 
 /** What the parser needs from outside. */
 export interface MimeParserDeps {
@@ -36,7 +37,7 @@ export interface MimeParserLimits {
 /** Forwarded messages nested deeper than this are stored as attachments but not opened. */
 export const MAX_FORWARD_DEPTH = 8;
 /** Domain of the Message-ID made up for a message that has none. */
-export const SYNTHETIC_ID_DOMAIN = 'postroom.invalid';
+const SYNTHETIC_ID_DOMAIN = 'postroom.invalid';
 
 const PARSER_OPTIONS: MailParserOptions = {
   // message/rfc822 parts come out as attachments: they are stored whole and parsed again below.
@@ -283,8 +284,9 @@ function inspect(parser: MailParser, inspector: MimeInspector): void {
     processChunk?: (data: SplitterChunk, done: (err?: Error) => void) => void;
   };
   const original = internal.processChunk;
-  // mailparser 3.x hands every splitter chunk to processChunk; if that ever changes, parsing goes on
-  // without structural warnings (the tests that expect warnings will say so).
+  // mailparser 3.x hands every splitter chunk to processChunk, a private method: package.json pins
+  // mailparser to one exact version for that reason (mime-parser.test.ts checks both). If it ever
+  // changes, parsing goes on without structural warnings (the tests that expect warnings will say so).
   if (typeof original !== 'function') return;
   internal.processChunk = (data, done) => {
     inspector.observe(data);
@@ -378,15 +380,21 @@ async function parseLevel(
         `forwarded messages nested deeper than ${MAX_FORWARD_DEPTH} levels are kept whole, not opened`,
       );
 
+    // mailparser passes uuencoded bodies through as they came: decode them here.
+    const encoding = String(item.headers.get('content-transfer-encoding') ?? '')
+      .trim()
+      .toLowerCase();
+    const uu = UUENCODINGS.has(encoding) ? new UudecodeStream() : null;
     current = item.content;
     let consumed: Awaited<ReturnType<typeof consume>>;
     try {
-      consumed = await consume(item.content, ctx, nested);
+      consumed = await consume(uu ? pipe(item.content, uu, noop) : item.content, ctx, nested);
     } finally {
       current = null;
     }
     Object.assign(record, consumed);
     item.release?.();
+    if (uu && !record.originalFilename) record.originalFilename = uu.name;
 
     let derivedName = '';
     if (nested) {
@@ -405,7 +413,11 @@ async function parseLevel(
         warnings.push(`${label}: ${w}`);
     }
     const fallback = `${isMessage ? 'forwarded' : 'attachment'}-${n}.${extensionFor(declaredType)}`;
-    record.filename = safeFilename(originalFilename || derivedName, fallback);
+    record.filename = safeFilename(record.originalFilename || derivedName, fallback);
+    if (uu) {
+      const problems = uu.bytes === 0 ? ['it holds no data', ...uu.problems] : uu.problems;
+      for (const p of problems) warnings.push(`"${record.filename}" (${encoding}): ${p}`);
+    }
     if (!record.stored)
       warnings.push(
         `"${record.filename}" is ${record.size} bytes, over the ${ctx.attachmentMaxBytes}-byte attachment limit: recorded, not stored`,

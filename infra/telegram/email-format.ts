@@ -1,7 +1,7 @@
 import { clipText, escapeHtml, formatBytes, htmlLink } from './html.js';
 
 /** Longest message text Postroom sends: under Telegram's 4096 characters (after entity parsing). */
-export const MAX_MESSAGE_CHARS = 4000;
+const MAX_MESSAGE_CHARS = 4000;
 
 /** An attachment as the bot and the notifier show it. */
 export interface AttachmentView {

@@ -77,7 +77,7 @@ export interface TelegramClient {
 const limiters = new Map<number, TelegramRateLimiter>();
 
 /** The limiter every client of bot `botId` in this process shares (the limits are per bot). */
-export function sharedRateLimiter(botId: number): TelegramRateLimiter {
+function sharedRateLimiter(botId: number): TelegramRateLimiter {
   let limiter = limiters.get(botId);
   if (!limiter) {
     limiter = createRateLimiter();
@@ -87,7 +87,7 @@ export function sharedRateLimiter(botId: number): TelegramRateLimiter {
 }
 
 /** The bot id of a token: the digits before `:` (0 when the token has another form). */
-export function botIdOf(token: string): number {
+function botIdOf(token: string): number {
   const m = /^(\d{1,18}):/.exec(token);
   return m ? Number(m[1]) : 0;
 }

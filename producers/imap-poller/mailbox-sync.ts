@@ -26,7 +26,7 @@ export const MAX_MESSAGE_ATTEMPTS = 3;
 /** UIDs whose size and date are fetched per FETCH command. */
 const META_BATCH = 200;
 /** Committed emails after which the checkpoint and IMAP_AFTER are applied (at the latest; also at the end of a sync). */
-export const FINALIZE_EVERY = 50;
+const FINALIZE_EVERY = 50;
 /** Age (ms) of the oldest committed but unfinalized email after which they are applied anyway. */
 const FINALIZE_AFTER_MS = 1_000;
 /**

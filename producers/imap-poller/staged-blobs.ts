@@ -5,9 +5,9 @@ import type { BlobInfo, BlobPutOptions, BlobStore } from '../../infra/blobs/blob
 import type { Database } from '../../infra/db/database.js';
 
 /** Largest blob held back for the email's transaction (bytes); larger ones stream to the store at once. */
-export const STAGED_BLOB_MAX_BYTES = 256 * 1024;
+const STAGED_BLOB_MAX_BYTES = 256 * 1024;
 /** Most bytes held back per message; once reached, further blobs stream to the store at once. */
-export const STAGED_TOTAL_MAX_BYTES = 4 * 1024 * 1024;
+const STAGED_TOTAL_MAX_BYTES = 4 * 1024 * 1024;
 
 /** Limits of a staging store (bytes); defaults above. */
 export interface StagedBlobLimits {

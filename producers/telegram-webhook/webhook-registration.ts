@@ -9,7 +9,7 @@ import type { TelegramClient } from '../../infra/telegram/telegram-client.js';
 export const ALLOWED_UPDATES = ['message', 'my_chat_member'];
 
 /** Path of the webhook under the process's public URL. */
-export const WEBHOOK_PATH = '/telegram/webhook';
+const WEBHOOK_PATH = '/telegram/webhook';
 
 /**
  * The URL Telegram is told to call: `TELEGRAM_PUBLIC_URL` is the public base URL of this process
@@ -67,7 +67,7 @@ export function registerWebhook(deps: {
 }
 
 /** How long accepted update ids are kept: Telegram stops re-sending an update long before. */
-export const UPDATE_RETENTION_MS = 7 * 24 * 3600_000;
+const UPDATE_RETENTION_MS = 7 * 24 * 3600_000;
 
 /** Deletes accepted update ids older than {@link UPDATE_RETENTION_MS}, a minute after start, then hourly. */
 export function pruneUpdatesPeriodically(db: Db, log: Logger, everyMs = 3600_000): Stoppable {

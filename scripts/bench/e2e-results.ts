@@ -76,7 +76,7 @@ interface Row {
 }
 
 /** Number of emails of the phase (Message-ID prefix) that are done. */
-export async function countDone(db: Db, prefix: string): Promise<number> {
+async function countDone(db: Db, prefix: string): Promise<number> {
   const r = await db
     .selectFrom('emails')
     .select(sql<number>`count(*)`.as('n'))

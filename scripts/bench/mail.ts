@@ -3,7 +3,7 @@ import type { ImapFlow } from 'imapflow';
 import type { BenchDovecot } from './dovecot.js';
 
 /** Senders the benchmark mails come from: each is one Drive folder per month (`{yyyy}/{mm}/{from}`). */
-export const SENDERS = 10;
+const SENDERS = 10;
 
 /** Bytes that any type sniffer calls a PDF (`%PDF-` first), random after that so each file is unique. */
 export function pdfLike(size: number): Buffer {

@@ -7,7 +7,7 @@ import { Ajv } from 'ajv';
  * benchmark's own knobs, not Postroom's configuration: the services it talks to still come from
  * `loadConfig()` (`AMQP_URL`, `MYSQL_URL`).
  */
-export const BenchOptionsSchema = Type.Object(
+const BenchOptionsSchema = Type.Object(
   {
     BENCH_EMAILS: Type.Integer({
       default: 2000,

@@ -6,61 +6,24 @@ import type { CallsTable } from '../tables/outbound.table.js';
 import type { NotificationsTable } from '../tables/telegram.table.js';
 import type { TimelineTable } from '../tables/timeline.table.js';
 
-/**
- * The tables the status API reads: Postroom's own plus `calls` (outbound role) and `notifications`
- * (Telegram notifier), whose migrations may not have run on this database yet.
- */
-export type StatusDatabase = Database & { calls: CallsTable; notifications: NotificationsTable };
-
-/** Which optional tables exist in this database; queries leave out the ones that do not. */
-export interface OptionalTables {
-  calls: boolean;
-  notifications: boolean;
-}
-
-type AnyDb = Kysely<Database> | Kysely<StatusDatabase>;
-const status = (db: AnyDb) => db as unknown as Kysely<StatusDatabase>;
-
-/** Looks up which of `calls` and `notifications` exist in the current database. */
-export async function detectOptionalTables(db: AnyDb): Promise<OptionalTables> {
-  const { rows } = await sql<{ name: string }>`
-    SELECT table_name AS name FROM information_schema.tables
-    WHERE table_schema = DATABASE() AND table_name IN ('calls', 'notifications')`.execute(db);
-  const names = new Set(rows.map((r) => String(r.name).toLowerCase()));
-  return { calls: names.has('calls'), notifications: names.has('notifications') };
-}
+type AnyDb = Kysely<Database>;
 
 /**
  * The overall state of an email, in SQL: `done` when its row is done (every attachment final and
  * `email.processed` published) and no call or notification of it is still pending.
  */
-function overallDone(eb: ExpressionBuilder<StatusDatabase, 'emails'>, tables: OptionalTables) {
-  const parts = [eb('emails.status', '=', 'done')];
-  if (tables.calls)
-    parts.push(
-      eb.not(
-        eb.exists(
-          eb
-            .selectFrom('calls')
-            .select(sql<number>`1`.as('one'))
-            .whereRef('calls.email_id', '=', 'emails.id')
-            .where('calls.status', '=', 'pending'),
-        ),
+function overallDone(eb: ExpressionBuilder<Database, 'emails'>) {
+  const nonePending = (table: 'calls' | 'notifications') =>
+    eb.not(
+      eb.exists(
+        eb
+          .selectFrom(table)
+          .select(sql<number>`1`.as('one'))
+          .whereRef(`${table}.email_id`, '=', 'emails.id')
+          .where(`${table}.status`, '=', 'pending'),
       ),
     );
-  if (tables.notifications)
-    parts.push(
-      eb.not(
-        eb.exists(
-          eb
-            .selectFrom('notifications')
-            .select(sql<number>`1`.as('one'))
-            .whereRef('notifications.email_id', '=', 'emails.id')
-            .where('notifications.status', '=', 'pending'),
-        ),
-      ),
-    );
-  return eb.and(parts);
+  return eb.and([eb('emails.status', '=', 'done'), nonePending('calls'), nonePending('notifications')]);
 }
 
 /** An email row with its overall state. */
@@ -85,12 +48,12 @@ export interface EmailListFilter {
 }
 
 /** Lists emails newest first with keyset paging: new mail lands before page one, never between pages. */
-export async function listEmails(db: AnyDb, tables: OptionalTables, f: EmailListFilter): Promise<EmailRow[]> {
-  let q = status(db)
+export async function listEmails(db: AnyDb, f: EmailListFilter): Promise<EmailRow[]> {
+  let q = db
     .selectFrom('emails')
     .selectAll('emails')
     .select((eb) =>
-      eb.case().when(overallDone(eb, tables)).then('done').else('processing').end().as('overall_status'),
+      eb.case().when(overallDone(eb)).then('done').else('processing').end().as('overall_status'),
     );
   if (f.messageIdHash) q = q.where('emails.message_id_hash', '=', f.messageIdHash);
   if (f.from?.startsWith('@'))
@@ -103,8 +66,8 @@ export async function listEmails(db: AnyDb, tables: OptionalTables, f: EmailList
       eb.or([eb('emails.subject', 'like', pattern), eb('emails.from_address', 'like', pattern)]),
     );
   }
-  if (f.status === 'done') q = q.where((eb) => overallDone(eb, tables));
-  if (f.status === 'processing') q = q.where((eb) => eb.not(overallDone(eb, tables)));
+  if (f.status === 'done') q = q.where((eb) => overallDone(eb));
+  if (f.status === 'processing') q = q.where((eb) => eb.not(overallDone(eb)));
   const after = f.after;
   if (after)
     q = q.where((eb) =>
@@ -142,49 +105,33 @@ export interface EmailDetail {
 }
 
 /** One email with its attachments, calls, notifications and timeline; undefined when unknown. */
-export async function getEmailDetail(
-  db: AnyDb,
-  tables: OptionalTables,
-  id: string,
-): Promise<EmailDetail | undefined> {
-  const s = status(db);
+export async function getEmailDetail(db: AnyDb, id: string): Promise<EmailDetail | undefined> {
+  const s = db;
   const email = await s
     .selectFrom('emails')
     .selectAll('emails')
     .select((eb) =>
-      eb.case().when(overallDone(eb, tables)).then('done').else('processing').end().as('overall_status'),
+      eb.case().when(overallDone(eb)).then('done').else('processing').end().as('overall_status'),
     )
     .where('emails.id', '=', id)
     .executeTakeFirst();
   if (!email) return undefined;
   const [attachments, calls, notifications, timeline] = await Promise.all([
     s.selectFrom('attachments').selectAll().where('email_id', '=', id).orderBy('seq').execute(),
-    tables.calls
-      ? s
-          .selectFrom('calls')
-          .select([
-            'hook',
-            'event_type',
-            'status',
-            'attempts',
-            'last_status_code',
-            'last_error',
-            'updated_at',
-          ])
-          .where('email_id', '=', id)
-          .orderBy('created_at')
-          .orderBy('hook')
-          .execute()
-      : Promise.resolve([]),
-    tables.notifications
-      ? s
-          .selectFrom('notifications')
-          .select(['chat_id', 'status', 'attempts', 'updated_at'])
-          .where('email_id', '=', id)
-          .orderBy('created_at')
-          .orderBy('chat_id')
-          .execute()
-      : Promise.resolve([]),
+    s
+      .selectFrom('calls')
+      .select(['hook', 'event_type', 'status', 'attempts', 'last_status_code', 'last_error', 'updated_at'])
+      .where('email_id', '=', id)
+      .orderBy('created_at')
+      .orderBy('hook')
+      .execute(),
+    s
+      .selectFrom('notifications')
+      .select(['chat_id', 'status', 'attempts', 'updated_at'])
+      .where('email_id', '=', id)
+      .orderBy('created_at')
+      .orderBy('chat_id')
+      .execute(),
     s.selectFrom('timeline').selectAll().where('email_id', '=', id).orderBy('at').orderBy('id').execute(),
   ]);
   return { email: email as EmailRow, attachments, calls, notifications, timeline };
@@ -195,7 +142,7 @@ export async function getAttachment(
   db: AnyDb,
   id: string,
 ): Promise<Selectable<AttachmentsTable> | undefined> {
-  return status(db).selectFrom('attachments').selectAll().where('id', '=', id).executeTakeFirst();
+  return db.selectFrom('attachments').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
 /** Row counts by state and the oldest pending item of each stage. */
@@ -212,8 +159,8 @@ export interface DatabaseStats {
   stages: {
     analysis: StageCounts;
     drive: StageCounts;
-    outbound: StageCounts | null;
-    notify: StageCounts | null;
+    outbound: StageCounts;
+    notify: StageCounts;
   };
   deadLetters: { parked: number; replayed: number };
   outbox: { pending: number; oldestPendingSince: Date | null };
@@ -228,8 +175,8 @@ const byState = (rows: { state: string; n: unknown }[]): Record<string, number> 
  * Counts per stage and state and the age of the oldest pending item of each. Analysis waits from
  * the moment an attachment is recorded, Drive from the moment it was analysed.
  */
-export async function readStats(db: AnyDb, tables: OptionalTables): Promise<DatabaseStats> {
-  const s = status(db);
+export async function readStats(db: AnyDb): Promise<DatabaseStats> {
+  const s = db;
   const count = sql<number>`COUNT(*)`.as('n');
   const groupCount = async (table: 'calls' | 'notifications') => {
     const [rows, oldest] = await Promise.all([
@@ -258,13 +205,13 @@ export async function readStats(db: AnyDb, tables: OptionalTables): Promise<Data
       .selectFrom('emails')
       .select((eb) => [
         eb.fn.countAll<number>().as('total'),
-        eb.fn.sum<number>(eb.case().when(overallDone(eb, tables)).then(1).else(0).end()).as('done'),
+        eb.fn.sum<number>(eb.case().when(overallDone(eb)).then(1).else(0).end()).as('done'),
       ])
       .executeTakeFirst(),
     s
       .selectFrom('emails')
       .select((eb) => eb.fn.min('created_at').as('at'))
-      .where((eb) => eb.not(overallDone(eb, tables)))
+      .where((eb) => eb.not(overallDone(eb)))
       .executeTakeFirst(),
     s.selectFrom('attachments').select(['verdict as state', count]).groupBy('verdict').execute(),
     s
@@ -291,8 +238,8 @@ export async function readStats(db: AnyDb, tables: OptionalTables): Promise<Data
       .select((eb) => [eb.fn.countAll<number>().as('pending'), eb.fn.min('created_at').as('at')])
       .where('sent_at', 'is', null)
       .executeTakeFirst(),
-    tables.calls ? groupCount('calls') : null,
-    tables.notifications ? groupCount('notifications') : null,
+    groupCount('calls'),
+    groupCount('notifications'),
   ]);
   const total = Number(emails?.total ?? 0);
   const done = Number(emails?.done ?? 0);
@@ -313,5 +260,5 @@ export async function readStats(db: AnyDb, tables: OptionalTables): Promise<Data
 
 /** True when an email with this id exists. */
 export async function emailExists(db: AnyDb, id: string): Promise<boolean> {
-  return Boolean(await status(db).selectFrom('emails').select('id').where('id', '=', id).executeTakeFirst());
+  return Boolean(await db.selectFrom('emails').select('id').where('id', '=', id).executeTakeFirst());
 }

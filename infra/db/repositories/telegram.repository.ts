@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { TelegramUpdateV1 } from '../../../contracts/index.js';
 import { enqueueEvents, signalOutbox } from '../../broker/outbox.js';
@@ -152,12 +151,6 @@ export async function unsubscribeChatsNotIn(db: Db, allowed: readonly string[]):
   return Number(r.numUpdatedRows);
 }
 
-/** Ids of every subscribed chat. */
-export async function listSubscribedChatIds(db: Db): Promise<string[]> {
-  const rows = await db.selectFrom('telegram_chats').select('chat_id').where('subscribed', '=', 1).execute();
-  return rows.map((r) => r.chat_id);
-}
-
 /** True when the chat is subscribed. */
 export async function isChatSubscribed(db: Db, chatId: string): Promise<boolean> {
   const row = await db
@@ -174,37 +167,6 @@ export interface PendingNotification {
   chatId: string;
   /** Attempts made before this one. */
   attempts: number;
-}
-
-/**
- * Makes a `pending` notification for each chat that has none for this email yet (the unique key on
- * (email, chat) keeps one per pair across redeliveries and processes). Returns how many were made.
- */
-export async function createPendingNotifications(
-  db: Db,
-  emailId: string,
-  chatIds: readonly string[],
-): Promise<number> {
-  if (chatIds.length === 0) return 0;
-  const now = new Date();
-  const r = await db
-    .insertInto('notifications')
-    .ignore()
-    .values(
-      chatIds.map((chatId) => ({
-        id: randomUUID(),
-        email_id: emailId,
-        chat_id: chatId,
-        status: 'pending',
-        telegram_message_id: null,
-        attempts: 0,
-        last_error: null,
-        created_at: now,
-        updated_at: now,
-      })),
-    )
-    .executeTakeFirst();
-  return Number(r.numInsertedOrUpdatedRows ?? 0);
 }
 
 /** The notifications of an email still `pending`, oldest first. */

@@ -27,7 +27,7 @@ export interface AttachmentsTable {
   image_orientation: number | null;
   thumbnail_sha256: string | null;
   analyzed_at: Date | null;
-  /** `pending`, `uploaded`, `skipped`, `failed`. */
+  /** `pending`, `uploaded`, `skipped` (identical bytes already filed: this row carries that file), `failed`, or `not-filed` (quarantined or rejected). */
   drive_status: string;
   drive_file_id: string | null;
   drive_link: string | null;

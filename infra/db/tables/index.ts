@@ -3,6 +3,7 @@ import type { BlobChunksTable, BlobsTable } from './blobs.table.js';
 import type { DeadLettersTable } from './dead-letters.table.js';
 import type { DriveFoldersTable } from './drive.table.js';
 import type { EmailsTable } from './emails.table.js';
+import type { HooksTable } from './hooks.table.js';
 import type { ImapCheckpointsTable } from './imap-checkpoints.table.js';
 import type { InboxTable } from './inbox.table.js';
 import type { CallAttemptsTable, CallsTable } from './outbound.table.js';
@@ -24,6 +25,7 @@ export interface Database {
   drive_folders: DriveFoldersTable;
   calls: CallsTable;
   call_attempts: CallAttemptsTable;
+  hooks: HooksTable;
   notifications: NotificationsTable;
   telegram_chats: TelegramChatsTable;
   telegram_updates: TelegramUpdatesTable;

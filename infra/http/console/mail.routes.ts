@@ -53,7 +53,6 @@ export function mailRoutes(deps: StatusApiDeps): Router {
 
   router.get('/', async (req, res) => {
     const { filters, cursor, problems } = readFilters(req);
-    const tables = await deps.tables();
     let after: { createdAt: Date; id: string } | undefined;
     if (cursor) {
       try {
@@ -64,14 +63,14 @@ export function mailRoutes(deps: StatusApiDeps): Router {
       }
     }
     const [rows, stats] = await Promise.all([
-      listEmails(deps.db, tables, {
+      listEmails(deps.db, {
         status: filters.status,
         from: filters.from,
         text: filters.q,
         limit: PAGE_SIZE + 1,
         after,
       }),
-      readStats(deps.db, tables),
+      readStats(deps.db),
     ]);
     const page = rows.slice(0, PAGE_SIZE);
     const last = page.at(-1);
@@ -94,13 +93,13 @@ export function mailRoutes(deps: StatusApiDeps): Router {
   });
 
   router.get('/live', async (_req, res) => {
-    const stats = await readStats(deps.db, await deps.tables());
+    const stats = await readStats(deps.db);
     res.json({ processing: stats.emails.counts['processing'] ?? 0, at: new Date().toISOString() });
   });
 
   router.get('/emails/:id', async (req, res) => {
     const id = String(req.params['id']);
-    const detail = UUID.test(id) ? await getEmailDetail(deps.db, await deps.tables(), id) : undefined;
+    const detail = UUID.test(id) ? await getEmailDetail(deps.db, id) : undefined;
     if (!detail) throw new HttpError(404, 'EMAIL.NOT_FOUND', 'There is no email with this id');
     const email = presentEmail(detail);
     renderPage(res, 'email', pageContext(res, email.subject || '(no subject)', 'mail'), {

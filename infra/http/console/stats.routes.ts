@@ -46,7 +46,7 @@ export function segments(counts: Record<string, number>): Segment[] {
 export function statsRoutes(deps: StatusApiDeps): Router {
   const router = Router();
   router.get('/stats', async (_req, res) => {
-    const [db, depths] = await Promise.all([readStats(deps.db, await deps.tables()), deps.queueDepths()]);
+    const [db, depths] = await Promise.all([readStats(deps.db), deps.queueDepths()]);
     const now = Date.now();
     const stage = (name: string, s: StageCounts | null) =>
       s && {

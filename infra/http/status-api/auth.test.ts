@@ -25,13 +25,24 @@ describe('verifyHs256Jwt', () => {
   it('checks exp, nbf and iat with the leeway', () => {
     expect(verify(sign(hs, { exp: NOW - 30 })).ok).toBe(true);
     expect(verify(sign(hs, { exp: NOW - 31 }))).toMatchObject({ ok: false, code: 'AUTH.TOKEN_EXPIRED' });
-    expect(verify(sign(hs, { nbf: NOW + 30 })).ok).toBe(true);
-    expect(verify(sign(hs, { nbf: NOW + 31 }))).toMatchObject({
+    expect(verify(sign(hs, { exp: NOW + 60, nbf: NOW + 30 })).ok).toBe(true);
+    expect(verify(sign(hs, { exp: NOW + 60, nbf: NOW + 31 }))).toMatchObject({
       ok: false,
       code: 'AUTH.TOKEN_NOT_YET_VALID',
     });
-    expect(verify(sign(hs, { iat: NOW + 31 }))).toMatchObject({ ok: false, code: 'AUTH.INVALID_TOKEN' });
+    expect(verify(sign(hs, { exp: NOW + 60, iat: NOW + 31 }))).toMatchObject({
+      ok: false,
+      code: 'AUTH.INVALID_TOKEN',
+    });
     expect(verify(sign(hs, { exp: 'tomorrow' }))).toMatchObject({ ok: false, code: 'AUTH.INVALID_TOKEN' });
+  });
+
+  it('refuses a token without exp, which would be good forever', () => {
+    expect(verify(sign(hs, { sub: 'ops', iat: NOW }))).toEqual({
+      ok: false,
+      code: 'AUTH.INVALID_TOKEN',
+      message: 'Invalid token: JWT exp is required',
+    });
   });
 
   it('refuses other algorithms, crit headers, bad signatures and malformed tokens', () => {
@@ -68,11 +79,11 @@ describe('createAuthenticator', () => {
       principal: { kind: 'token', key: 'token:1', subject: null },
     });
     expect(auth('bearer alpha')).toMatchObject({ ok: true, principal: { key: 'token:0' } });
-    expect(auth(`Bearer ${sign(hs, { sub: 'ops' })}`)).toMatchObject({
+    expect(auth(`Bearer ${sign(hs, { sub: 'ops', exp: NOW + 60 })}`)).toMatchObject({
       ok: true,
       principal: { kind: 'jwt', key: 'jwt:sub:ops', subject: 'ops' },
     });
-    const anonymous = auth(`Bearer ${sign(hs, {})}`);
+    const anonymous = auth(`Bearer ${sign(hs, { exp: NOW + 60 })}`);
     expect(anonymous).toMatchObject({ ok: true, principal: { kind: 'jwt', subject: null } });
     expect(JSON.stringify(anonymous)).not.toContain(SECRET);
   });
@@ -84,7 +95,10 @@ describe('createAuthenticator', () => {
     expect(auth('Bearer')).toMatchObject({ ok: false, code: 'AUTH.MISSING_TOKEN' });
     expect(auth('Bearer alph')).toMatchObject({ ok: false, code: 'AUTH.INVALID_TOKEN' });
     expect(auth('Bearer alphaa')).toMatchObject({ ok: false, code: 'AUTH.INVALID_TOKEN' });
-    expect(auth(`Bearer ${sign(hs, {})}`)).toMatchObject({ ok: false, code: 'AUTH.INVALID_TOKEN' }); // no JWT_SECRET
+    expect(auth(`Bearer ${sign(hs, { exp: NOW + 60 })}`)).toMatchObject({
+      ok: false,
+      code: 'AUTH.INVALID_TOKEN',
+    }); // no JWT_SECRET
     expect(auth(`Bearer ${'a'.repeat(9000)}`)).toMatchObject({ ok: false, code: 'AUTH.INVALID_TOKEN' });
     expect(createAuthenticator({ tokens: [] })('Bearer alpha')).toMatchObject({
       ok: false,

@@ -59,8 +59,8 @@ function decodeJson(part: string): Record<string, unknown> | null {
 
 /**
  * Verifies a compact HS256 JWT: `alg` must be HS256 (never `none` or another algorithm), the signature
- * is compared in constant time, and `exp`, `nbf` and `iat` (when present, as numbers) are checked with
- * `leewaySeconds` of tolerance. Returns the claims, or why the token is refused.
+ * is compared in constant time, `exp` is required, and `exp`, `nbf` and `iat` (when present, as
+ * numbers) are checked with `leewaySeconds` of tolerance. Returns the claims, or why the token is refused.
  */
 export function verifyHs256Jwt(
   token: string,
@@ -90,10 +90,12 @@ export function verifyHs256Jwt(
   for (const c of ['exp', 'nbf', 'iat'])
     if (claims[c] !== undefined && (typeof claims[c] !== 'number' || !Number.isFinite(claims[c])))
       return invalid(`JWT ${c} must be a number`);
-  const exp = claims['exp'] as number | undefined;
+  // A token without exp would be good forever: a leaked one could never be shut out but by a new secret.
+  if (claims['exp'] === undefined) return invalid('JWT exp is required');
+  const exp = claims['exp'] as number;
   const nbf = claims['nbf'] as number | undefined;
   const iat = claims['iat'] as number | undefined;
-  if (exp !== undefined && nowSeconds > exp + leewaySeconds)
+  if (nowSeconds > exp + leewaySeconds)
     return { ok: false, code: 'AUTH.TOKEN_EXPIRED', message: 'The token has expired' };
   if (nbf !== undefined && nowSeconds + leewaySeconds < nbf)
     return { ok: false, code: 'AUTH.TOKEN_NOT_YET_VALID', message: 'The token is not valid yet (nbf)' };

@@ -22,7 +22,7 @@ export function emailRoutes(deps: StatusApiDeps): Router {
       since: q.since === undefined ? undefined : new Date(q.since).toISOString(),
     };
     const after = q.cursor ? decodeCursor(q.cursor, filters) : undefined;
-    const rows = await listEmails(deps.db, await deps.tables(), {
+    const rows = await listEmails(deps.db, {
       messageIdHash: messageId === undefined ? undefined : messageIdHash(messageId),
       status: filters.status,
       from: filters.from,
@@ -41,7 +41,7 @@ export function emailRoutes(deps: StatusApiDeps): Router {
 
   router.get('/emails/:id', async (req, res) => {
     const { id } = parseRequest(IdParams, req.params, 'path');
-    const detail = await getEmailDetail(deps.db, await deps.tables(), id);
+    const detail = await getEmailDetail(deps.db, id);
     if (!detail) throw new HttpError(404, 'EMAIL.NOT_FOUND', `No email ${id}`);
     res.json(presentEmail(detail));
   });

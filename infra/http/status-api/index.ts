@@ -7,7 +7,7 @@ import { errorBody } from '../errors.js';
 import { createAuthenticator, requireBearer } from './auth.js';
 import { corsMiddleware } from './cors.js';
 import { deadLetterRoutes } from './dead-letters.routes.js';
-import { optionalTablesProbe, type StatusApiDeps } from './deps.js';
+import type { StatusApiDeps } from './deps.js';
 import { attachmentRoutes } from './attachments.routes.js';
 import { emailRoutes } from './emails.routes.js';
 import { statusApiPaths } from './openapi-paths.js';
@@ -89,21 +89,12 @@ export function createStatusRouter(deps: StatusApiDeps, opts: StatusRouterOption
   return router;
 }
 
-/** Tuning of `startStatusApi` (tests); production uses the defaults. */
-export interface StartStatusApiOptions {
-  /** How often a missing `calls` or `notifications` table is looked for again, in ms (default 30 000). */
-  optionalTablesRecheckMs?: number;
-}
-
 /**
  * Starts the status API (role `api`): the `/api/v1` routes of SPEC.md behind bearer auth and the
  * rate limit, and their part of the OpenAPI document; and the operator console at `/console` over the
  * same dependencies (`GET /` redirects there).
  */
-export async function startStatusApi(
-  ctx: RoleContext,
-  options: StartStatusApiOptions = {},
-): Promise<RoleHandle> {
+export async function startStatusApi(ctx: RoleContext): Promise<RoleHandle> {
   const { config, log } = ctx;
   if (config.apiTokens.length === 0 && !config.JWT_SECRET)
     log.warn('API_TOKENS and JWT_SECRET are both unset: /api/* answers 401 to every request');
@@ -120,7 +111,6 @@ export async function startStatusApi(
     broker: ctx.broker,
     blobs: ctx.blobs,
     log: apiLog,
-    tables: optionalTablesProbe(ctx.db, options.optionalTablesRecheckMs),
     queueDepths: () => depths.read(),
   };
   const unserveMetrics = servePipelineMetrics(async () => {

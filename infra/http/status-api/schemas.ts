@@ -85,7 +85,9 @@ export const DeadLetterListQuery = Type.Object(
 export type DeadLetterListQuery = Static<typeof DeadLetterListQuery>;
 
 const Verdict = Type.Union(['pending', 'accepted', 'quarantined', 'rejected'].map((v) => Type.Literal(v)));
-const DriveStatus = Type.Union(['pending', 'uploaded', 'skipped', 'failed'].map((v) => Type.Literal(v)));
+const DriveStatus = Type.Union(
+  ['pending', 'uploaded', 'skipped', 'failed', 'not-filed'].map((v) => Type.Literal(v)),
+);
 const OverallStatus = Type.Union([Type.Literal('processing'), Type.Literal('done')], {
   description: 'done once every attachment, call and notification is in a final state',
 });
@@ -279,8 +281,8 @@ export const Stats = Type.Object(
       {
         analysis: StageStats,
         drive: StageStats,
-        outbound: Nullable(StageStats),
-        notify: Nullable(StageStats),
+        outbound: StageStats,
+        notify: StageStats,
       },
       { additionalProperties: false, description: 'null: that stage has no table in this database yet' },
     ),

@@ -14,7 +14,7 @@ export function statsRoutes(deps: StatusApiDeps): Router {
 
 /** The body of `GET /stats` (also what the pipeline gauges of /metrics show). */
 export async function buildStats(deps: StatusApiDeps): Promise<Stats> {
-  const [db, depths] = await Promise.all([readStats(deps.db, await deps.tables()), deps.queueDepths()]);
+  const [db, depths] = await Promise.all([readStats(deps.db), deps.queueDepths()]);
   const now = Date.now();
   const age = (d: Date | null) => (d ? Math.max(0, Math.round(now - d.getTime()) / 1000) : null);
   const stage = (s: StageCounts) => ({ counts: s.counts, oldestPendingSeconds: age(s.oldestPendingSince) });
@@ -22,8 +22,8 @@ export async function buildStats(deps: StatusApiDeps): Promise<Stats> {
     ['email', db.emails.oldestPendingSince],
     ['analysis', db.stages.analysis.oldestPendingSince],
     ['drive', db.stages.drive.oldestPendingSince],
-    ['outbound', db.stages.outbound?.oldestPendingSince ?? null],
-    ['notify', db.stages.notify?.oldestPendingSince ?? null],
+    ['outbound', db.stages.outbound.oldestPendingSince],
+    ['notify', db.stages.notify.oldestPendingSince],
   ];
   let oldest: Stats['oldestPending'] = null;
   for (const [name, since] of candidates)
@@ -35,8 +35,8 @@ export async function buildStats(deps: StatusApiDeps): Promise<Stats> {
     stages: {
       analysis: stage(db.stages.analysis),
       drive: stage(db.stages.drive),
-      outbound: db.stages.outbound && stage(db.stages.outbound),
-      notify: db.stages.notify && stage(db.stages.notify),
+      outbound: stage(db.stages.outbound),
+      notify: stage(db.stages.notify),
     },
     oldestPending: oldest,
     deadLetters: db.deadLetters,

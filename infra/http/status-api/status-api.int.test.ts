@@ -3,7 +3,6 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contracts } from '../../../contracts/index.js';
 import { startPostroom, type Postroom } from '../../../main.js';
@@ -22,7 +21,6 @@ import { postroomTopology, SUBSCRIPTIONS } from '../../broker/subscriptions.js';
 import { names } from '../../broker/topology.js';
 import { loadConfig } from '../../config.js';
 import { messageIdHash, recordEmail } from '../../db/repositories/emails.repository.js';
-import { detectOptionalTables, type StatusDatabase } from '../../db/repositories/status.repository.js';
 import { startStatusApi } from './index.js';
 import { documentValidator, type DocumentValidator } from './openapi-check.js';
 
@@ -34,12 +32,10 @@ describe('status API on data produced by the real pipeline', () => {
   let storage: string;
   let base: string;
   let doc: DocumentValidator;
-  let tablesAtStart: { calls: boolean; notifications: boolean };
   let uid = 0;
 
   beforeAll(async () => {
     t = await createTestDatabase('api');
-    tablesAtStart = await detectOptionalTables(t.db);
     storage = await mkdtemp(join(tmpdir(), 'postroom-api-'));
     const config = loadConfig({
       ROLES: 'analysis,drive,api',
@@ -53,7 +49,7 @@ describe('status API on data produced by the real pipeline', () => {
       log: testLogger(),
       namespace,
       httpPort: 0,
-      starters: { api: (ctx) => startStatusApi(ctx, { optionalTablesRecheckMs: 0 }) },
+      starters: { api: (ctx) => startStatusApi(ctx) },
       retryDelaysMs: [100, 200],
     });
     await app.broker.waitConnected();
@@ -186,7 +182,7 @@ describe('status API on data produced by the real pipeline', () => {
     });
     expect(byName['totally-safe.pdf']).toMatchObject({
       verdict: 'quarantined',
-      drive: { status: 'skipped', fileId: null, link: null },
+      drive: { status: 'not-filed', fileId: null, link: null },
     });
     expect(byName['totally-safe.pdf'].reason).toEqual(expect.any(String));
     const stages = (body.timeline as { stage: string; event: string; at: string }[]).map(
@@ -336,9 +332,7 @@ describe('status API on data produced by the real pipeline', () => {
   });
 
   it('keeps an email processing while one of its calls or notifications is pending', async () => {
-    const s = app.database.db as unknown as Kysely<StatusDatabase>;
-    // Made by the outbound and Telegram migrations; made here in the agreed shapes should they be missing.
-    if (!tablesAtStart.calls || !tablesAtStart.notifications) await createAgreedTables(s);
+    const s = app.database.db;
     const now = new Date();
     const callId = randomUUID();
     await s
@@ -432,7 +426,7 @@ describe('status API on data produced by the real pipeline', () => {
       );
       expect(s.emails.counts.done).toBeGreaterThanOrEqual(27);
       expect(s.stages.analysis.counts).toMatchObject({ accepted: 2, quarantined: 1 });
-      expect(s.stages.drive.counts).toMatchObject({ uploaded: 2, skipped: 1 });
+      expect(s.stages.drive.counts).toMatchObject({ uploaded: 2, 'not-filed': 1 });
       const queues = Object.fromEntries(
         (s.queues as { consumer: string }[]).map((q) => [q.consumer, q]),
       ) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -692,16 +686,3 @@ describe('status API on data produced by the real pipeline', () => {
     expect(r).toMatchObject({ status: 413, body: { error: { code: 'PAYLOAD_TOO_LARGE' } } });
   });
 });
-
-/** The tables of the outbound and Telegram migrations, in the shapes agreed with their authors. */
-async function createAgreedTables(db: Kysely<StatusDatabase>): Promise<void> {
-  await sql`CREATE TABLE IF NOT EXISTS calls (
-    id CHAR(36) PRIMARY KEY, hook VARCHAR(100) NOT NULL, event_id CHAR(36) NOT NULL, event_type VARCHAR(64) NOT NULL,
-    email_id CHAR(36) NULL, status VARCHAR(16) NOT NULL, attempts INT NOT NULL, last_status_code INT NULL,
-    last_error TEXT NULL, idempotency_key VARCHAR(100) NOT NULL, created_at DATETIME(3) NOT NULL,
-    updated_at DATETIME(3) NOT NULL, UNIQUE KEY calls_hook_event (hook, event_id))`.execute(db);
-  await sql`CREATE TABLE IF NOT EXISTS notifications (
-    id CHAR(36) PRIMARY KEY, email_id CHAR(36) NOT NULL, chat_id VARCHAR(32) NOT NULL, status VARCHAR(16) NOT NULL,
-    telegram_message_id BIGINT NULL, attempts INT NOT NULL, last_error TEXT NULL, created_at DATETIME(3) NOT NULL,
-    updated_at DATETIME(3) NOT NULL, UNIQUE KEY notifications_email_chat (email_id, chat_id))`.execute(db);
-}
