@@ -8,7 +8,10 @@ import { appendTimeline } from './timeline.repository.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
-/** Where a recorded email came from: an IMAP mailbox (UID known) or a file sent to the Telegram bot. */
+/**
+ * Where a recorded email came from: an IMAP mailbox (UID known), a file sent to the Telegram bot, or a
+ * `.eml` file put in the drop folder.
+ */
 export type EmailOrigin =
   | {
       source: 'imap';
@@ -23,6 +26,11 @@ export type EmailOrigin =
       source: 'telegram';
       /** Chat the file came from. */
       chatId: string;
+    }
+  | {
+      source: 'file';
+      /** The file's name in the drop folder (INBOX_DIR), for the timeline. */
+      file: string;
     };
 
 /** One attachment, inline image or forwarded message found in an email. */
@@ -241,9 +249,12 @@ export async function recordEmail(
           .insertInto('attachments')
           .values(attachments.slice(i, i + 200))
           .execute();
-      const where = imap
-        ? `imap ${imap.mailbox} uid ${imap.uid}`
-        : `telegram chat ${input.source === 'telegram' ? input.chatId : ''}`;
+      const where =
+        input.source === 'imap'
+          ? `imap ${input.mailbox} uid ${input.uid}`
+          : input.source === 'telegram'
+            ? `telegram chat ${input.chatId}`
+            : `file ${input.file}`;
       await appendTimeline(trx, [
         {
           emailId,
