@@ -61,9 +61,9 @@ WORKDIR /app
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-# The only directory the app writes besides /tmp: local filing (STORAGE_DIR) when there are no Google
-# credentials. A named volume mounted here starts with this ownership.
-RUN mkdir -p /app/data/drive && chown -R 1000:1000 /app/data
+# The only directories the app writes besides /tmp: local filing (STORAGE_DIR) when there are no Google
+# credentials, and the drop folder (INBOX_DIR). A named volume mounted here starts with this ownership.
+RUN mkdir -p /app/data/drive /app/data/inbox && chown -R 1000:1000 /app/data
 # `node` (uid 1000) from the base image; numeric, so Kubernetes' runAsNonRoot can verify it.
 USER 1000:1000
 EXPOSE 8080
