@@ -4,7 +4,16 @@ import { Ajv } from 'ajv';
 import { ConfigError } from './errors.js';
 
 /** The roles a process can run (`ROLES`). */
-export const ALL_ROLES = ['imap', 'inbox', 'telegram', 'analysis', 'drive', 'outbound', 'notify', 'api'] as const;
+export const ALL_ROLES = [
+  'imap',
+  'inbox',
+  'telegram',
+  'analysis',
+  'drive',
+  'outbound',
+  'notify',
+  'api',
+] as const;
 /** One role name. */
 export type Role = (typeof ALL_ROLES)[number];
 
