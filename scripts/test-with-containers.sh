@@ -11,16 +11,19 @@ cd "$(dirname "$0")/.."
 service_pid=""
 if ! { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }; then
   command -v podman >/dev/null 2>&1 || { echo "test-with-containers: no Docker and no podman" >&2; exit 1; }
-  sock=/run/podman/podman.sock
-  [ "$(id -u)" -eq 0 ] || sock="${XDG_RUNTIME_DIR:-/tmp}/podman/podman.sock"
+  # A socket of its own, so that no other podman service user (the smoke run) stops it underneath.
+  sock="${TMPDIR:-/tmp}/postroom-tests-podman-$$.sock"
   export DOCKER_HOST="unix://$sock"
   if ! curl -fsS --unix-socket "$sock" http://d/_ping >/dev/null 2>&1; then
-    mkdir -p "$(dirname "$sock")"
     podman system service --time=0 "unix://$sock" >/dev/null 2>&1 &
     service_pid=$!
-    trap 'kill "$service_pid" 2>/dev/null || true' EXIT
+    trap 'kill "$service_pid" 2>/dev/null || true; rm -f "$sock"' EXIT
     for _ in $(seq 1 50); do curl -fsS --unix-socket "$sock" http://d/_ping >/dev/null 2>&1 && break; sleep 0.2; done
   fi
+  # podman's Docker API asks for Docker's open-file limit, which runc cannot set above the host's.
+  hard="$(ulimit -Hn)"
+  [ "$hard" = unlimited ] || [ "$hard" -gt 65536 ] && hard=65536
+  export TEST_CONTAINER_NOFILE="$((hard < 4096 ? hard : 4096)):$hard"
   # No registry reachable: the stand-ins (built once, then reused).
   if ! timeout 60 podman pull -q rabbitmq:3.13-management >/dev/null 2>&1; then
     eval "$(scripts/container-standins.sh)"

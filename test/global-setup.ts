@@ -56,6 +56,10 @@ async function startContainers(need: { rabbitmq: boolean; mysql: boolean }): Pro
   const { GenericContainer, getContainerRuntimeClient } = await import('testcontainers');
   await getContainerRuntimeClient();
   const started: Started[] = [];
+  // TEST_CONTAINER_NOFILE=soft:hard: an open-file limit for the containers (podman's Docker API asks
+  // for Docker's 1048576, which fails on hosts whose hard limit is lower).
+  const nofile = /^(\d+):(\d+)$/.exec(process.env['TEST_CONTAINER_NOFILE'] ?? '');
+  const ulimits = nofile ? { nofile: { soft: Number(nofile[1]), hard: Number(nofile[2]) } } : {};
   try {
     if (need.rabbitmq) {
       const image = process.env['TEST_RABBITMQ_IMAGE'] ?? 'rabbitmq:3.13-management';
