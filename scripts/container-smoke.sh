@@ -66,17 +66,20 @@ if [ "${COMPOSE[*]}" = docker-compose ] && grep -q '^name: ' docker-compose.yml;
 fi
 files=(-f "$compose_file")
 if [ "$ENGINE" = podman ]; then
-  # Through its Docker-compatible API, podman asks for Docker's default open-file limit (1048576),
-  # which runc cannot set above the host's hard limit: every container would fail to start. An
-  # override gives each service a limit within the host's.
-  hard="$(ulimit -Hn)"
-  [ "$hard" = unlimited ] || [ "$hard" -gt 65536 ] && hard=65536
-  soft=$((hard < 4096 ? hard : 4096))
+  # Through its Docker-compatible API, podman asks for Docker's default limits (1048576 open files,
+  # unlimited processes), which runc cannot set above the host's hard limits: every container would
+  # fail to start ("error setting rlimits"). An override gives each service limits within the host's;
+  # both must be given, or the one left out falls back to the default that fails.
+  cap() { if [ "$1" = unlimited ] || [ "$1" -gt "$2" ]; then echo "$2"; else echo "$1"; fi; }
+  nofile_hard="$(cap "$(ulimit -Hn)" 65536)"
+  nproc_hard="$(cap "$(ulimit -Hu)" 65536)"
   override=.docker-compose.smoke-ulimits.yml
   {
     echo "services:"
     "${COMPOSE[@]}" -f "$compose_file" --profile demo config --services | while read -r svc; do
-      printf '  %s:\n    ulimits:\n      nofile: { soft: %s, hard: %s }\n' "$svc" "$soft" "$hard"
+      printf '  %s:\n    ulimits:\n' "$svc"
+      printf '      nofile: { soft: %s, hard: %s }\n' "$(cap "$nofile_hard" 4096)" "$nofile_hard"
+      printf '      nproc: { soft: %s, hard: %s }\n' "$(cap "$nproc_hard" 8192)" "$nproc_hard"
     done
   } >"$override"
   files+=(-f "$override")

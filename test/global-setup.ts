@@ -56,15 +56,17 @@ async function startContainers(need: { rabbitmq: boolean; mysql: boolean }): Pro
   const { GenericContainer, getContainerRuntimeClient } = await import('testcontainers');
   await getContainerRuntimeClient();
   const started: Started[] = [];
-  // TEST_CONTAINER_NOFILE=soft:hard: an open-file limit for the containers (podman's Docker API asks
-  // for Docker's 1048576, which fails on hosts whose hard limit is lower).
-  const nofile = /^(\d+):(\d+)$/.exec(process.env['TEST_CONTAINER_NOFILE'] ?? '');
-  const ulimits = nofile ? { nofile: { soft: Number(nofile[1]), hard: Number(nofile[2]) } } : {};
+  // TEST_CONTAINER_ULIMITS=nofile=1024:4096,nproc=4096:8192: limits for the containers (podman's Docker
+  // API asks for Docker's defaults, which fail on hosts whose hard limits are lower).
+  const ulimits: Record<string, { soft: number; hard: number }> = {};
+  for (const m of (process.env['TEST_CONTAINER_ULIMITS'] ?? '').matchAll(/(\w+)=(\d+):(\d+)/g))
+    ulimits[m[1]!] = { soft: Number(m[2]), hard: Number(m[3]) };
   try {
     if (need.rabbitmq) {
       const image = process.env['TEST_RABBITMQ_IMAGE'] ?? 'rabbitmq:3.13-management';
       console.log(`test services: starting RabbitMQ from ${image}`);
       const c = await new GenericContainer(image)
+        .withUlimits(ulimits)
         .withEnvironment({ RABBITMQ_DEFAULT_USER: 'guest', RABBITMQ_DEFAULT_PASS: 'guest' })
         .withExposedPorts(5672, 15672)
         .withStartupTimeout(180_000)
@@ -83,6 +85,7 @@ async function startContainers(need: { rabbitmq: boolean; mysql: boolean }): Pro
       const image = process.env['TEST_MYSQL_IMAGE'] ?? 'mysql:8.4';
       console.log(`test services: starting MySQL from ${image}`);
       const c = await new GenericContainer(image)
+        .withUlimits(ulimits)
         .withEnvironment({ MYSQL_ALLOW_EMPTY_PASSWORD: 'yes' })
         .withExposedPorts(3306)
         .withStartupTimeout(180_000)
