@@ -61,25 +61,23 @@ compose_file=docker-compose.yml
 if [ "${COMPOSE[*]}" = docker-compose ] && grep -q '^name: ' docker-compose.yml; then
   # docker-compose 1.x refuses the top-level `name` (the project name is given with -p anyway). The
   # copy sits beside the original so that its relative paths (./infra/..., ./data/...) stay the same.
-  compose_file=.docker-compose.smoke.yml
+  compose_file=".docker-compose.smoke-$$.yml"
   sed '/^name: /d' docker-compose.yml >"$compose_file"
 fi
 files=(-f "$compose_file")
 if [ "$ENGINE" = podman ]; then
   # Through its Docker-compatible API, podman asks for Docker's default limits (1048576 open files,
-  # unlimited processes), which runc cannot set above the host's hard limits: every container would
-  # fail to start ("error setting rlimits"). An override gives each service limits within the host's;
-  # both must be given, or the one left out falls back to the default that fails.
-  cap() { if [ "$1" = unlimited ] || [ "$1" -gt "$2" ]; then echo "$2"; else echo "$1"; fi; }
-  nofile_hard="$(cap "$(ulimit -Hn)" 65536)"
-  nproc_hard="$(cap "$(ulimit -Hu)" 65536)"
-  override=.docker-compose.smoke-ulimits.yml
+  # unlimited processes), which runc cannot set here: every container would fail to start ("error
+  # setting rlimits"). An override gives each service the limits of containers.conf
+  # (scripts/install-podman.sh), which are known to work; both must be given, or the one left out falls
+  # back to the default that fails.
+  override=".docker-compose.smoke-ulimits-$$.yml"
   {
     echo "services:"
     "${COMPOSE[@]}" -f "$compose_file" --profile demo config --services | while read -r svc; do
       printf '  %s:\n    ulimits:\n' "$svc"
-      printf '      nofile: { soft: %s, hard: %s }\n' "$(cap "$nofile_hard" 4096)" "$nofile_hard"
-      printf '      nproc: { soft: %s, hard: %s }\n' "$(cap "$nproc_hard" 8192)" "$nproc_hard"
+      printf '      nofile: { soft: 1024, hard: 4096 }\n'
+      printf '      nproc: { soft: 4096, hard: 8192 }\n'
     done
   } >"$override"
   files+=(-f "$override")
@@ -100,7 +98,7 @@ cleanup() {
     compose down -v --remove-orphans >/dev/null 2>&1 || true
     rm -f "$envfile"
     [ "$compose_file" = docker-compose.yml ] || rm -f "$compose_file"
-    rm -f .docker-compose.smoke-ulimits.yml
+    rm -f ".docker-compose.smoke-ulimits-$$.yml"
     [ -n "$service_pid" ] && kill "$service_pid" 2>/dev/null || true
   fi
   if [ "$code" -eq 0 ]; then say "PASS in $((SECONDS - started)) s"; else say "FAILED after $((SECONDS - started)) s"; fi
