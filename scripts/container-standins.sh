@@ -38,6 +38,10 @@ fi
 # rootfs NAME PACKAGES: a minimal bookworm with PACKAGES, imported as $PREFIX/NAME-rootfs:bookworm.
 rootfs() {
   local name="$1" include="$2" tar="$work/$1.tar"
+  if [ "${STANDIN_REBUILD:-}" != 1 ] && "$ENGINE" image exists "$PREFIX/$name-rootfs:bookworm"; then
+    say "reusing $PREFIX/$name-rootfs:bookworm"
+    return
+  fi
   say "mmdebstrap $name (${include:-no extra packages})"
   local start=$SECONDS
   mmdebstrap --quiet --variant=minbase --mode=root \
@@ -101,6 +105,9 @@ if ! have "$MYSQL_IMAGE"; then
   cp scripts/container-standins/mysql-entrypoint.sh "$ctx/"
   cat >"$ctx/Containerfile" <<CONTAINERFILE
 FROM $PREFIX/mysql-rootfs:bookworm
+# The package's postinst initialised a data directory: ship none, so that the entry point initialises
+# each new volume with the root login and database the variables ask for.
+RUN rm -rf /var/lib/mysql/* && mkdir -p /var/lib/mysql && chown mysql:mysql /var/lib/mysql
 COPY mysql-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 VOLUME /var/lib/mysql
 EXPOSE 3306
