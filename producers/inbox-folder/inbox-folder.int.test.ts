@@ -208,7 +208,7 @@ describe('drop folder in a real process', () => {
               .catch(() => ({ n: 0 }))
           ).n,
         );
-      await waitFor(async () => (await rows()) > 0, 30_000, 'the first mail to be committed');
+      await waitFor(async () => (await rows()) > 0, 60_000, 'the first mail to be committed');
       first.child.kill('SIGKILL');
       await first.exited;
 
@@ -216,7 +216,7 @@ describe('drop folder in a real process', () => {
       try {
         await waitFor(
           async () => (await readdir(join(inbox, 'done')).catch(() => [])).length === count,
-          30_000,
+          60_000,
           'every file in done/',
         );
         expect(await rows()).toBe(count);
@@ -237,5 +237,5 @@ describe('drop folder in a real process', () => {
       await ptdb.drop();
       await vhost.drop();
     }
-  });
+  }, 150_000);
 });
