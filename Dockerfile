@@ -18,12 +18,22 @@
 # no sources, no tests). sharp ships its libvips in a registry package for glibc, so bookworm-slim needs
 # no system libraries and nothing is compiled.
 
-# Node 20 on Debian 12 (glibc), as on the development machines. Pin a digest in production builds:
-#   --build-arg NODE_IMAGE=node:20-bookworm-slim@sha256:...
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Node 24 LTS on Debian 12 (glibc). Why 24 and not 26: Node 20 is past its end of life; 24 gets
+# security fixes until April 2028, longer than this image's releases live, and as a maintenance line it
+# changes least; 26 (the active LTS) is one build argument away (--build-arg NODE_IMAGE=node:26-...)
+# once the dependencies are checked on it. The code itself keeps running on Node 20.19+ (package.json
+# engines), and the test suite runs on both (npm test, npm run test:node24).
+# Pin a digest in production builds: --build-arg NODE_IMAGE=node:24-bookworm-slim@sha256:...
+# Machines that reach no image registry build a local stand-in (scripts/container-standins.sh).
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---------------------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS build
+# Behind a TLS-inspecting proxy, npm needs the machine's CA bundle: mount it for the build, never copy
+# it into a layer (ARGs are not kept in the runtime stage):
+#   podman build -v /etc/ssl/certs/ca-certificates.crt:/run/host-ca.crt:ro \
+#     --build-arg NODE_EXTRA_CA_CERTS=/run/host-ca.crt .
+ARG NODE_EXTRA_CA_CERTS=
 WORKDIR /app
 # Manifests first, so the dependency layer is reused while only sources change. No package needs an
 # install script (the same as npm 11's default here), so none runs.
@@ -39,6 +49,7 @@ RUN npm run build
 
 # ---------------------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS deps
+ARG NODE_EXTRA_CA_CERTS=
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts --no-audit --no-fund
@@ -70,9 +81,9 @@ WORKDIR /app
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-# The only directory the app writes besides /tmp: local filing (STORAGE_DIR) when there are no Google
-# credentials. A named volume mounted here starts with this ownership.
-RUN mkdir -p /app/data/drive && chown -R 1000:1000 /app/data
+# The only directories the app writes besides /tmp: local filing (STORAGE_DIR) when there are no Google
+# credentials, and the drop folder (INBOX_DIR). A named volume mounted here starts with this ownership.
+RUN mkdir -p /app/data/drive /app/data/inbox && chown -R 1000:1000 /app/data
 # `node` (uid 1000) from the base image; numeric, so Kubernetes' runAsNonRoot can verify it.
 USER 1000:1000
 EXPOSE 8080

@@ -37,6 +37,13 @@ const ROLE_STARTERS: Record<Role, RoleStarter> = {
     const { startImapPoller } = await import('./producers/imap-poller/index.js');
     return startImapPoller(ctx);
   },
+  inbox: async (ctx) => {
+    if (!ctx.config.INBOX_DIR) {
+      ctx.log.info('inbox role: INBOX_DIR is empty; the drop folder is off');
+      return null;
+    }
+    return (await import('./producers/inbox-folder/index.js')).startInboxFolder(ctx);
+  },
   analysis: async (ctx) =>
     (await import('./consumers/attachment-analysis/index.js')).startAttachmentAnalysis(ctx),
   drive: async (ctx) => (await import('./consumers/drive-upload/index.js')).startDriveUpload(ctx),

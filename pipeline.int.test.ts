@@ -202,7 +202,13 @@ describe('without Google credentials, files go to STORAGE_DIR in the same layout
     const dir = await mkdtemp(join(tmpdir(), 'postroom-storage-'));
     const namespace = testNamespace('local');
     const app = await startPostroom(
-      loadConfig({ ...imapEnv(dovecot), ROLES: 'all', MYSQL_URL: t.url, STORAGE_DIR: dir }),
+      loadConfig({
+        ...imapEnv(dovecot),
+        ROLES: 'all',
+        MYSQL_URL: t.url,
+        STORAGE_DIR: dir,
+        INBOX_DIR: join(dir, 'inbox'),
+      }),
       {
         log: testLogger(),
         namespace,

@@ -7,6 +7,7 @@ import { ConfigError } from './errors.js';
 /** The roles a process can run (`ROLES`). */
 export const ALL_ROLES = [
   'imap',
+  'inbox',
   'telegram',
   'analysis',
   'drive',
@@ -29,7 +30,7 @@ export const ConfigSchema = Type.Object(
     ROLES: Type.String({
       default: 'all',
       description:
-        'Comma list of roles to run in this process: imap,telegram,analysis,drive,outbound,notify,api,convert, or all',
+        'Comma list of roles to run in this process: imap,inbox,telegram,analysis,drive,outbound,notify,api,convert, or all',
     }),
     AMQP_URL: Type.String({
       default: 'amqp://guest:guest@127.0.0.1:5672',
@@ -134,6 +135,11 @@ export const ConfigSchema = Type.Object(
       default: 'https://www.googleapis.com/',
       pattern: '^https?://',
       description: 'Drive API root URL (tests, proxies); every call, uploads included, goes there',
+    }),
+    INBOX_DIR: Type.String({
+      default: './data/inbox',
+      description:
+        "Drop folder: each .eml put here (or in its Maildir new/) is taken in once, like an IMAP mail, then moved to done/; '' turns it off",
     }),
     STORAGE_DIR: Type.String({
       default: './data/drive',

@@ -1,23 +1,145 @@
 import { connect } from 'amqplib';
 import { createConnection } from 'mysql2';
-import { TEST_AMQP_URL, TEST_MYSQL_SERVER } from './env.js';
+import { testAmqpUrl, testMysqlServer } from './env.js';
 
-/** Fails fast, with a clear message, when the real services the tests need do not answer. */
-export default async function setup(): Promise<void> {
+/** Hides the password of a URL for messages. */
+const redact = (url: string) => url.replace(/:[^:@/]*@/, ':***@');
+
+async function rabbitAnswers(url: string): Promise<string | null> {
   try {
-    const c = await connect(TEST_AMQP_URL);
+    const c = await connect(url);
     await c.close();
+    return null;
   } catch (err) {
-    throw new Error(
-      `RabbitMQ does not answer at ${TEST_AMQP_URL.replace(/:[^:@/]*@/, ':***@')}: ${String(err)}`,
-    );
+    return String(err);
   }
-  const conn = createConnection({ uri: TEST_MYSQL_SERVER }).promise();
+}
+
+async function mysqlAnswers(url: string): Promise<string | null> {
+  const conn = createConnection({ uri: url, connectTimeout: 5000 }).promise();
   try {
     await conn.query('SELECT 1');
+    return null;
   } catch (err) {
-    throw new Error(`MySQL/MariaDB does not answer at ${TEST_MYSQL_SERVER}: ${String(err)}`);
+    return String(err);
   } finally {
     await conn.end().catch(() => undefined);
   }
+}
+
+/** Calls `check` until it answers null (up to `ms`); the last problem otherwise. */
+async function until(check: () => Promise<string | null>, ms: number): Promise<string | null> {
+  const end = Date.now() + ms;
+  let problem = await check();
+  while (problem !== null && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 1000));
+    problem = await check();
+  }
+  return problem;
+}
+
+/** A service container started for this test run. */
+interface Started {
+  stop(): Promise<unknown>;
+}
+
+/**
+ * Starts RabbitMQ and/or MySQL with testcontainers (the machine's Docker, or podman's Docker-compatible
+ * socket through DOCKER_HOST), waits until they answer, and points the tests at them through the
+ * environment the test workers inherit (AMQP_URL, MYSQL_URL, TEST_RABBITMQ_API). Images:
+ * TEST_RABBITMQ_IMAGE (rabbitmq:3.13-management) and TEST_MYSQL_IMAGE (mysql:8.4).
+ */
+async function startContainers(need: { rabbitmq: boolean; mysql: boolean }): Promise<Started[]> {
+  // Imported only on this path: machines with local services never load it. No reaper container (its
+  // image would have to be pulled too); the teardown below stops what was started.
+  process.env['TESTCONTAINERS_RYUK_DISABLED'] ??= 'true';
+  const { GenericContainer, getContainerRuntimeClient } = await import('testcontainers');
+  await getContainerRuntimeClient();
+  const started: Started[] = [];
+  // TEST_CONTAINER_ULIMITS=nofile=1024:4096,nproc=4096:8192: limits for the containers (podman's Docker
+  // API asks for Docker's defaults, which fail on hosts whose hard limits are lower).
+  const ulimits: Record<string, { soft: number; hard: number }> = {};
+  for (const m of (process.env['TEST_CONTAINER_ULIMITS'] ?? '').matchAll(/(\w+)=(\d+):(\d+)/g))
+    ulimits[m[1]!] = { soft: Number(m[2]), hard: Number(m[3]) };
+  try {
+    if (need.rabbitmq) {
+      const image = process.env['TEST_RABBITMQ_IMAGE'] ?? 'rabbitmq:3.13-management';
+      console.log(`test services: starting RabbitMQ from ${image}`);
+      const c = await new GenericContainer(image)
+        .withUlimits(ulimits)
+        .withEnvironment({ RABBITMQ_DEFAULT_USER: 'guest', RABBITMQ_DEFAULT_PASS: 'guest' })
+        .withExposedPorts(5672, 15672)
+        .withStartupTimeout(180_000)
+        .start();
+      started.push(c);
+      const host = c.getHost();
+      const url = `amqp://guest:guest@${host}:${c.getMappedPort(5672)}`;
+      const problem = await until(() => rabbitAnswers(url), 180_000);
+      if (problem)
+        throw new Error(`RabbitMQ in a container (${image}) did not answer at ${redact(url)}: ${problem}`);
+      process.env['AMQP_URL'] = url;
+      // test/process.ts makes vhosts through the management API when rabbitmqctl is not on this machine.
+      process.env['TEST_RABBITMQ_API'] = `http://guest:guest@${host}:${c.getMappedPort(15672)}/api`;
+    }
+    if (need.mysql) {
+      const image = process.env['TEST_MYSQL_IMAGE'] ?? 'mysql:8.4';
+      console.log(`test services: starting MySQL from ${image}`);
+      const c = await new GenericContainer(image)
+        .withUlimits(ulimits)
+        .withEnvironment({ MYSQL_ALLOW_EMPTY_PASSWORD: 'yes' })
+        .withExposedPorts(3306)
+        .withStartupTimeout(180_000)
+        .start();
+      started.push(c);
+      const url = `mysql://root@${c.getHost()}:${c.getMappedPort(3306)}/`;
+      const problem = await until(() => mysqlAnswers(url), 180_000);
+      if (problem) throw new Error(`MySQL in a container (${image}) did not answer at ${url}: ${problem}`);
+      process.env['MYSQL_URL'] = `${url}postroom`;
+    }
+  } catch (err) {
+    await Promise.allSettled(started.map((c) => c.stop()));
+    throw err;
+  }
+  return started;
+}
+
+/**
+ * Makes sure the real services the tests need answer, and fails fast with a clear message when they
+ * do not. Local services (the default URLs, or AMQP_URL / MYSQL_URL as CI sets them) are used as they
+ * are. When one of them does not answer at its default URL (nothing set) and a container engine is
+ * available, it is started with testcontainers instead, and stopped when the run ends.
+ * TEST_SERVICES=containers starts both in containers whatever answers locally.
+ */
+export default async function setup(): Promise<() => Promise<void>> {
+  const forced = process.env['TEST_SERVICES'] === 'containers';
+  const rabbitProblem = forced ? 'TEST_SERVICES=containers' : await rabbitAnswers(testAmqpUrl());
+  const mysqlProblem = forced ? 'TEST_SERVICES=containers' : await mysqlAnswers(testMysqlServer());
+  const need = {
+    rabbitmq: rabbitProblem !== null && (forced || process.env['AMQP_URL'] === undefined),
+    mysql: mysqlProblem !== null && (forced || process.env['MYSQL_URL'] === undefined),
+  };
+  // A service the user pointed us at explicitly is never replaced: say it does not answer.
+  if (rabbitProblem !== null && !need.rabbitmq)
+    throw new Error(`RabbitMQ does not answer at ${redact(testAmqpUrl())}: ${rabbitProblem}`);
+  if (mysqlProblem !== null && !need.mysql)
+    throw new Error(`MySQL/MariaDB does not answer at ${testMysqlServer()}: ${mysqlProblem}`);
+
+  let started: Started[] = [];
+  if (need.rabbitmq || need.mysql) {
+    try {
+      started = await startContainers(need);
+    } catch (err) {
+      const missing = [
+        need.rabbitmq ? `RabbitMQ (${rabbitProblem})` : '',
+        need.mysql ? `MySQL (${mysqlProblem})` : '',
+      ].filter(Boolean);
+      throw new Error(
+        `${missing.join(' and ')} do(es) not answer on the default port, and starting them in containers ` +
+          `failed: ${String(err)}. Start them locally (README, "Tests") or make Docker available.`,
+      );
+    }
+  }
+  return async () => {
+    await Promise.allSettled(started.map((c) => c.stop()));
+  };
 }

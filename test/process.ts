@@ -44,18 +44,51 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Calls RabbitMQ's management API (TEST_RABBITMQ_API, set by test/global-setup.ts when RabbitMQ runs in
+ * a container and rabbitmqctl is not on this machine).
+ */
+async function managementApi(api: string, method: 'PUT' | 'DELETE', path: string, body?: object) {
+  const u = new URL(`${api}${path}`);
+  const auth = Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString(
+    'base64',
+  );
+  u.username = '';
+  u.password = '';
+  const res = await fetch(u, {
+    method,
+    headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (!res.ok && !(method === 'DELETE' && res.status === 404))
+    throw new Error(`RabbitMQ management API ${method} ${path}: ${res.status} ${await res.text()}`);
+}
+
 /** A RabbitMQ vhost of its own for a test that runs a whole process; removed by `drop()`. */
 export async function createTestVhost(): Promise<{ url: string; name: string; drop(): Promise<void> }> {
   const name = `test-${randomBytes(4).toString('hex')}`;
-  await run('rabbitmqctl', ['-q', 'add_vhost', name]);
-  await run('rabbitmqctl', ['-q', 'set_permissions', '-p', name, 'guest', '.*', '.*', '.*']);
+  const api = process.env['TEST_RABBITMQ_API'];
   const u = new URL(TEST_AMQP_URL);
+  const user = decodeURIComponent(u.username) || 'guest';
+  if (api) {
+    await managementApi(api, 'PUT', `/vhosts/${encodeURIComponent(name)}`);
+    await managementApi(api, 'PUT', `/permissions/${encodeURIComponent(name)}/${encodeURIComponent(user)}`, {
+      configure: '.*',
+      write: '.*',
+      read: '.*',
+    });
+  } else {
+    await run('rabbitmqctl', ['-q', 'add_vhost', name]);
+    await run('rabbitmqctl', ['-q', 'set_permissions', '-p', name, user, '.*', '.*', '.*']);
+  }
   u.pathname = `/${encodeURIComponent(name)}`;
   return {
     url: u.toString(),
     name,
     async drop() {
-      await run('rabbitmqctl', ['-q', 'delete_vhost', name]).catch(() => undefined);
+      if (api)
+        await managementApi(api, 'DELETE', `/vhosts/${encodeURIComponent(name)}`).catch(() => undefined);
+      else await run('rabbitmqctl', ['-q', 'delete_vhost', name]).catch(() => undefined);
     },
   };
 }

@@ -38,7 +38,6 @@ const NOT_YET_BUILT = new Set<string>([
   'BACKUP_DIR',
   'DRIVE_BACKUP_FOLDER_ID',
   'DRIVE_INTAKE_FOLDER_ID',
-  'INBOX_DIR',
 ]);
 
 /** The variables of the Configuration table of `../shared/SPEC.md`, or null when it is not beside us. */
@@ -85,7 +84,7 @@ describe('SPEC.md configuration table', () => {
 type Env = Record<string, string | number | boolean | null>;
 interface ComposeService {
   image?: string;
-  build?: { context?: string } | string;
+  build?: { context?: string; args?: Record<string, string> } | string;
   profiles?: string[];
   environment?: Env;
   depends_on?: Record<string, { condition?: string }>;
@@ -95,6 +94,8 @@ interface ComposeService {
   command?: string[];
   restart?: string;
   read_only?: boolean;
+  hostname?: string;
+  container_name?: string;
 }
 interface Labels {
   [key: string]: string;
@@ -268,9 +269,9 @@ describe('Dockerfile', () => {
   const build = dockerfile.find((s) => s.lines.some((l) => l.includes('npm run build')));
   const prodDeps = dockerfile.find((s) => s.lines.some((l) => /npm ci\b.*--omit=dev/.test(l)));
 
-  it('builds in a Node 20 bookworm-slim stage and runs on one with production dependencies only', () => {
+  it('builds in a Node 24 LTS bookworm-slim stage and runs on one with production dependencies only', () => {
     for (const s of dockerfile)
-      expect(s.from, `stage ${s.name ?? '(final)'}`).toMatch(/^node:20-bookworm-slim/);
+      expect(s.from, `stage ${s.name ?? '(final)'}`).toMatch(/^node:24-bookworm-slim/);
     expect(build?.lines.some((l) => /^RUN .*npm ci\b/.test(l) && !l.includes('--omit=dev'))).toBe(true);
     expect(prodDeps, 'a stage running npm ci --omit=dev').toBeDefined();
     const copies = runtime.lines.filter((l) => l.startsWith('COPY --from='));
@@ -320,8 +321,8 @@ describe('Dockerfile', () => {
 
 describe('docker-compose.yml', () => {
   it('keeps MySQL 8 and RabbitMQ with management startable on their own (README: up -d mysql rabbitmq)', () => {
-    expect(services['mysql']?.image).toMatch(/^mysql:8/);
-    expect(services['rabbitmq']?.image).toMatch(/^rabbitmq:3[.\d]*-management/);
+    expect(withDefaults(services['mysql']?.image)).toMatch(/^mysql:8/);
+    expect(withDefaults(services['rabbitmq']?.image)).toMatch(/^rabbitmq:3[.\d]*-management/);
     for (const name of ['mysql', 'rabbitmq']) {
       expect(services[name]?.profiles, name).toBeUndefined();
       expect(services[name]?.depends_on, name).toBeUndefined();
@@ -426,6 +427,60 @@ describe('docker-compose.yml', () => {
       /COPY .*mailgen\.sh \/usr\/local\/bin\/postroom-mailgen/,
     );
     expect(mailgen?.command).toEqual(['postroom-mailgen']);
+  });
+
+  it('takes every base image by name from a variable whose default is the usual image', () => {
+    // So a machine that reaches no registry can point them at local stand-ins (scripts/container-smoke.sh).
+    for (const [name, variable] of [
+      ['mysql', 'MYSQL_IMAGE'],
+      ['rabbitmq', 'RABBITMQ_IMAGE'],
+      ['nginx', 'NGINX_IMAGE'],
+    ] as const)
+      expect(services[name]?.image, name).toMatch(new RegExp(`^\\$\\{${variable}:-[^}]+\\}$`));
+    const nodeDefault = /^ARG NODE_IMAGE=(\S+)$/m.exec(read('Dockerfile'))?.[1];
+    for (const [name, s] of appServices) {
+      const args = (typeof s.build === 'object' ? s.build.args : undefined) ?? {};
+      expect(withDefaults(args['NODE_IMAGE']), name).toBe(nodeDefault);
+    }
+    expect(read('infra/dovecot/Dockerfile')).toMatch(/^FROM \$\{DEBIAN_IMAGE\}$/m);
+  });
+
+  it('gives every service a health check and a restart policy; run-once services are not restarted', () => {
+    for (const [name, s] of Object.entries(services)) {
+      expect(s.restart, `${name} restart`).toMatch(/^(unless-stopped|always|on-failure|no)$/);
+      const runsOnce = s.restart === 'no';
+      const context = typeof s.build === 'object' ? s.build.context : undefined;
+      const imageHasOne = !!context && /^HEALTHCHECK /m.test(read(`${context}/Dockerfile`));
+      if (runsOnce) expect(s.healthcheck?.disable, `${name} runs once`).toBe(true);
+      else expect(!!s.healthcheck?.test || (imageHasOne && !s.healthcheck?.disable), name).toBe(true);
+    }
+  });
+
+  it('keeps secrets out of the YAML: each comes from .env or the shell, with no value written here', () => {
+    const text = read('docker-compose.yml');
+    for (const v of SECRET_VARIABLES)
+      for (const m of text.matchAll(new RegExp(`^\\s*${v}:\\s*(.*)$`, 'gm'))) {
+        const value = (m[1] ?? '').trim();
+        if (value.startsWith('${')) expect(withDefaults(value), v).toBe('');
+        else expect(['demo', "''"], `${v} = ${value}`).toContain(value); // the demo mailbox only
+      }
+  });
+
+  it('keeps MySQL, RabbitMQ, filed files and the drop folder in named volumes', () => {
+    const mounts = (name: string) =>
+      (services[name]?.volumes ?? []).map((v) => v.split(':').slice(0, 2).join(':'));
+    expect(mounts('mysql')).toContain('mysql-data:/var/lib/mysql');
+    expect(mounts('rabbitmq')).toContain('rabbitmq-data:/var/lib/rabbitmq');
+    expect(services['rabbitmq']?.hostname, 'a fixed node name keeps the queues').toBe('rabbitmq');
+    const env = services['drive']?.environment ?? {};
+    expect(mounts('drive').some((m) => String(env['STORAGE_DIR']).startsWith(m.split(':')[1]!))).toBe(true);
+    const inboxEnv = services['inbox']?.environment ?? {};
+    expect(mounts('inbox')).toContain(`inbox-files:${String(inboxEnv['INBOX_DIR'])}`);
+  });
+
+  it('lets consumers scale: no fixed container name or published port on a consumer service', () => {
+    for (const role of ['analysis', 'drive', 'outbound', 'notify'])
+      expect(services[role]?.container_name ?? services[role]?.ports, role).toBeUndefined();
   });
 
   it('declares every named volume it mounts', () => {
@@ -536,7 +591,7 @@ describe('Kubernetes manifests (infra/k8s)', () => {
       if (pdb.spec?.minAvailable !== undefined) expect(Number(pdb.spec.minAvailable)).toBeLessThan(fewest);
       else expect(Number(pdb.spec?.maxUnavailable)).toBeGreaterThanOrEqual(1);
     }
-    for (const role of ALL_ROLES.filter((r) => r !== 'imap'))
+    for (const role of ALL_ROLES.filter((r) => r !== 'imap' && r !== 'inbox'))
       expect(
         budgets.some((p) =>
           selects(p.spec?.selector?.matchLabels, deploymentOf(role)?.spec?.template?.metadata?.labels),

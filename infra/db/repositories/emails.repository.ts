@@ -11,7 +11,10 @@ import { appendTimeline, type TimelineEntry } from './timeline.repository.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
-/** Where a recorded email came from: an IMAP mailbox (UID known) or a file sent to the Telegram bot. */
+/**
+ * Where a recorded email came from: an IMAP mailbox (UID known), a file sent to the Telegram bot, or a
+ * `.eml` file put in the drop folder.
+ */
 export type EmailOrigin =
   | {
       source: 'imap';
@@ -26,6 +29,11 @@ export type EmailOrigin =
       source: 'telegram';
       /** Chat the file came from. */
       chatId: string;
+    }
+  | {
+      source: 'file';
+      /** The file's name in the drop folder (INBOX_DIR), for the timeline. */
+      file: string;
     };
 
 /** One attachment, inline image or forwarded message found in an email. */
@@ -208,9 +216,12 @@ function buildEmailRecord(input: RecordEmailInput, now: Date): EmailRecord {
       ),
     ),
   ];
-  const where = imap
-    ? `imap ${imap.mailbox} uid ${imap.uid}`
-    : `telegram chat ${input.source === 'telegram' ? input.chatId : ''}`;
+  const where =
+    input.source === 'imap'
+      ? `imap ${input.mailbox} uid ${input.uid}`
+      : input.source === 'telegram'
+        ? `telegram chat ${input.chatId}`
+        : `file ${input.file}`;
   return {
     emailId,
     messageId,
