@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOutboundApi } from '../../../consumers/outbound-api/index.js';
 import { startPostroom, type Postroom } from '../../../main.js';
 import { deleteTestTopology, testLogger, testNamespace, waitFor } from '../../../test/broker.js';
 import { launchChromium } from '../../../test/browser.js';
@@ -122,7 +123,7 @@ describe('operator console in a browser', () => {
     const hooksFile = join(hooksDir, 'hooks.json');
     await writeFile(
       hooksFile,
-      JSON.stringify([{ name: 'archive', url: hook.url, events: ['email.processed'] }]),
+      JSON.stringify([{ name: 'archive', url: hook.url, events: ['email.processed'], maxRetryHours: 0.5 }]),
     );
     app = await startPostroom(
       loadConfig({
@@ -137,7 +138,14 @@ describe('operator console in a browser', () => {
         API_RATE_LIMIT_PER_MINUTE: '6',
         LOG_LEVEL: 'silent',
       }),
-      { log: testLogger(), namespace, httpPort: 0, retryDelaysMs: [100, 200] },
+      {
+        log: testLogger(),
+        namespace,
+        httpPort: 0,
+        retryDelaysMs: [100, 200],
+        // maxRetryHours 0.5 of a 1-second hour: the archive's outage is given up on after half a second.
+        starters: { outbound: (ctx) => startOutboundApi(ctx, { hourMs: 1_000 }) },
+      },
     );
     base = `http://127.0.0.1:${app.port}`;
     chrome = await launchChromium();
@@ -339,7 +347,20 @@ describe('operator console in a browser', () => {
     const parkedId = (await emailId('parked-1@mail.example'))!.id;
     await page.goto(`${base}/console/emails/${parkedId}`);
     const call = page.locator('#h-calls + .table-wrap tbody tr');
-    await expect(call.textContent()).resolves.toMatch(/archive[\s\S]*failed[\s\S]*3[\s\S]*503/);
+    const failed = await t.db
+      .selectFrom('calls')
+      .select(['status', 'attempts', 'last_status_code'])
+      .where('email_id', '=', parkedId)
+      .executeTakeFirstOrThrow();
+    expect(failed).toMatchObject({ status: 'failed', last_status_code: 503 });
+    const cells = () => call.locator('td').allTextContents();
+    await expect(cells()).resolves.toEqual([
+      'archive',
+      'email.processed',
+      'failed',
+      String(failed.attempts),
+      expect.stringMatching(/^503 OUTBOUND\.GAVE_UP/),
+    ]);
 
     await page.goto(`${base}/console/dead-letters`);
     const letter = page.locator('.dead-letter');
@@ -374,7 +395,13 @@ describe('operator console in a browser', () => {
     );
     expect(hook.requests.length).toBe(before + 1);
     await page.goto(`${base}/console/emails/${parkedId}`);
-    await expect(call.textContent()).resolves.toMatch(/archive[\s\S]*succeeded[\s\S]*4[\s\S]*204/);
+    await expect(cells()).resolves.toEqual([
+      'archive',
+      'email.processed',
+      'succeeded',
+      String(failed.attempts + 1),
+      '204',
+    ]);
     const events = await page.locator('.timeline li .event').allTextContents();
     expect(events).toContain('dead-letter.replayed');
     expect(events.at(-1)).toBe('outbound.completed');
