@@ -8,7 +8,8 @@ import { guardDriveRequests, type DriveAuthClient } from './drive-auth.js';
 import { DEFAULT_RETRY_POLICY, withDriveRetry, type RetryPolicy } from './drive-errors.js';
 import { ensureChildFolder, type FolderClaimDeps } from './drive-folders.js';
 import { CHUNK_GRANULE, uploadResumable } from './drive-resumable.js';
-import type { FileStore, StoredFile, UploadRequest, UploadResult } from './file-store.js';
+import type { Readable } from 'node:stream';
+import type { ByteRange, FileStore, StoredFile, UploadRequest, UploadResult } from './file-store.js';
 
 /** Drive's own API root, where calls go when `DRIVE_API_URL` is not set. */
 export const GOOGLE_API_ROOT = 'https://www.googleapis.com/';
@@ -177,6 +178,29 @@ export class DriveFileStore implements FileStore {
         { details },
       );
     return { fileId: request.fileId, link: linkOf(existing), alreadyExisted: true };
+  }
+
+  async openFile(fileId: string, range?: ByteRange): Promise<Readable> {
+    try {
+      const res = await withDriveRetry('download', { fileId }, this.policy, () =>
+        this.api.files.get(
+          { fileId, alt: 'media', supportsAllDrives: true },
+          {
+            ...this.call,
+            responseType: 'stream',
+            ...(range ? { headers: { Range: `bytes=${range.start}-${range.end}` } } : {}),
+          },
+        ),
+      );
+      return res.data as unknown as Readable;
+    } catch (err) {
+      if (err instanceof PostroomError && err.code === 'DRIVE.NOT_FOUND')
+        throw new PermanentError('FILE.GONE', `Drive file ${fileId} is gone (deleted in Drive)`, {
+          cause: err,
+          details: { fileId },
+        });
+      throw err;
+    }
   }
 
   private async uploadMultipart(

@@ -193,6 +193,7 @@ describe('status API: authentication, rate limits, CORS, and a database without 
         stat: async () => null,
       },
       log: testLogger(),
+      files: async () => null as never,
       tables: async () => ({ calls: false, notifications: false }),
       queueDepths: async () => ({ queues: null, deadQueue: null }),
     };

@@ -1,6 +1,7 @@
 import type { BlobStore } from '../../blobs/blob-store.js';
 import type { Broker } from '../../broker/connection.js';
 import type { Db } from '../../db/database.js';
+import type { FileStore } from '../../drive/file-store.js';
 import { detectOptionalTables, type OptionalTables } from '../../db/repositories/status.repository.js';
 import type { Logger } from '../../logger.js';
 import type { QueueDepths } from './queue-depths.js';
@@ -11,6 +12,8 @@ export interface StatusApiDeps {
   broker: Broker;
   blobs: BlobStore;
   log: Logger;
+  /** Where filed copies are read from once retention dropped the bytes from MySQL (made on first use). */
+  files: () => Promise<FileStore>;
   /** Which optional tables (`calls`, `notifications`) exist; see `optionalTablesProbe`. */
   tables: () => Promise<OptionalTables>;
   /** Depths of the consumer, retry and dead queues (see `createQueueDepthReader`). */

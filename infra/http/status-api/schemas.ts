@@ -59,6 +59,17 @@ export type EmailListQuery = Static<typeof EmailListQuery>;
 /** Path parameter `{id}` of emails, attachments and dead letters. */
 export const IdParams = Type.Object({ id: Id }, { additionalProperties: false });
 
+/** `GET /api/v1/attachments/{id}/content` query. */
+export const ContentQuery = Type.Object(
+  {
+    unsafe: Type.Boolean({
+      default: false,
+      description: 'true: serve a quarantined file all the same, as application/octet-stream',
+    }),
+  },
+  { additionalProperties: false },
+);
+
 /** `GET /api/v1/dead-letters` query. */
 export const DeadLetterListQuery = Type.Object(
   {
