@@ -108,23 +108,29 @@ function checked(
 ): Readable {
   const hash = createHash('sha256');
   let size = 0;
+  // The last chunk is held back until the whole is checked: a client that was promised
+  // Content-Length bytes then never receives them all from a bad copy, so it cannot take the
+  // answer for complete.
+  let held: Buffer | null = null;
+  const corrupt = (digest: string | null) =>
+    new PermanentError(
+      'CONTENT.CORRUPT',
+      `The filed copy of attachment ${attachmentId} holds other bytes (${size} read, ${expected.size} expected${digest !== expected.sha256 ? ', SHA-256 differs' : ''})`,
+      { details: { attachmentId } },
+    );
   const check = new Transform({
     transform(chunk: Buffer, _enc, done) {
       size += chunk.length;
+      if (size > expected.size) return done(corrupt(null));
       if (expected.sha256) hash.update(chunk);
-      done(null, chunk);
+      const out = held;
+      held = chunk;
+      done(null, out ?? undefined);
     },
     flush(done) {
       const digest = expected.sha256 ? hash.digest('hex') : null;
-      if (size !== expected.size || digest !== expected.sha256)
-        done(
-          new PermanentError(
-            'CONTENT.CORRUPT',
-            `The filed copy of attachment ${attachmentId} holds other bytes (${size} read, ${expected.size} expected${digest !== expected.sha256 ? ', SHA-256 differs' : ''})`,
-            { details: { attachmentId } },
-          ),
-        );
-      else done();
+      if (size !== expected.size || digest !== expected.sha256) return done(corrupt(digest));
+      done(null, held ?? undefined);
     },
   });
   return pipeline(source, check, () => undefined);
