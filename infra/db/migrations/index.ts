@@ -4,6 +4,7 @@ import * as drive from './20261126T1300-drive.js';
 import * as outbound from './20261126T1400-outbound.js';
 import * as telegram from './20261126T1410-telegram.js';
 import * as conversion from './20261203T0800-conversion.js';
+import * as filesBack from './20261203T0810-files-back.js';
 
 /**
  * Every migration, by name; names start with a UTC timestamp so they sort in the order they were
@@ -15,4 +16,5 @@ export const migrations: Record<string, Migration> = {
   '20261126T1400-outbound': outbound,
   '20261126T1410-telegram': telegram,
   '20261203T0800-conversion': conversion,
+  '20261203T0810-files-back': filesBack,
 };
