@@ -41,7 +41,7 @@ export function stopText(wasSubscribed: boolean): string {
 
 const when = (d: Date) => `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 const statusWord = (s: string) => (s === 'done' ? '✅ done' : '⏳ processing');
-const sourceWord = (s: string) => (s === 'telegram' ? 'Telegram' : 'email');
+const sourceWord = (s: string) => (s === 'telegram' ? 'Telegram' : s === 'drive' ? 'Drive intake' : 'email');
 
 /** Answer to `/status` without an argument. */
 export function statusUsageText(): string {

@@ -130,7 +130,7 @@ export function createTelegramNotifierHandler(
       return null;
     }
     // Mail goes to subscribers: a chat that unsubscribed since the row was made is not told.
-    if (d.source === 'imap' && !(await isChatSubscribed(ctx.db, n.chatId))) {
+    if (d.source !== 'telegram' && !(await isChatSubscribed(ctx.db, n.chatId))) {
       await finish(ctx, n, {
         status: 'unsubscribed',
         telegramMessageId: null,

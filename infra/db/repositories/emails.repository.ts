@@ -26,6 +26,11 @@ export type EmailOrigin =
       source: 'telegram';
       /** Chat the file came from. */
       chatId: string;
+    }
+  | {
+      source: 'drive';
+      /** Drive file id of the file taken from the intake folder. */
+      fileId: string;
     };
 
 /** One attachment, inline image or forwarded message found in an email. */
@@ -210,7 +215,9 @@ function buildEmailRecord(input: RecordEmailInput, now: Date): EmailRecord {
   ];
   const where = imap
     ? `imap ${imap.mailbox} uid ${imap.uid}`
-    : `telegram chat ${input.source === 'telegram' ? input.chatId : ''}`;
+    : input.source === 'drive'
+      ? `drive intake file ${input.fileId}`
+      : `telegram chat ${input.source === 'telegram' ? input.chatId : ''}`;
   return {
     emailId,
     messageId,

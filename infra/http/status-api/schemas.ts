@@ -181,7 +181,7 @@ export const EmailSummary = Type.Object(
   {
     id: Id,
     messageId: Type.String({ description: 'Message-ID without angle brackets' }),
-    source: Type.String({ description: 'imap or telegram' }),
+    source: Type.String({ description: 'imap, telegram or drive' }),
     subject: Type.String(),
     from: Type.String({ description: 'Sender address, lower case' }),
     receivedAt: DateTime,
