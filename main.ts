@@ -46,7 +46,14 @@ const ROLE_STARTERS: Record<Role, RoleStarter> = {
   },
   analysis: async (ctx) =>
     (await import('./consumers/attachment-analysis/index.js')).startAttachmentAnalysis(ctx),
-  drive: async (ctx) => (await import('./consumers/drive-upload/index.js')).startDriveUpload(ctx),
+  // The Drive intake rides on the drive role (SPEC's ROLES has no intake role): same credentials.
+  drive: async (ctx) => {
+    const [{ startDriveUpload }, { startDriveIntake }] = await Promise.all([
+      import('./consumers/drive-upload/index.js'),
+      import('./producers/drive-intake/index.js'),
+    ]);
+    return combineRoles(await startDriveUpload(ctx), await startDriveIntake(ctx));
+  },
   telegram: async (ctx) => {
     const [{ startTelegramWebhook }, { startTelegramBot }] = await Promise.all([
       import('./producers/telegram-webhook/index.js'),

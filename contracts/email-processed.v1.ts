@@ -13,7 +13,12 @@ export const EmailProcessedV1 = defineEvent({
     {
       emailId: Uuid,
       messageId: Type.String({ minLength: 1 }),
-      source: Type.Union([Type.Literal('imap'), Type.Literal('telegram'), Type.Literal('file')]),
+      source: Type.Union([
+        Type.Literal('imap'),
+        Type.Literal('telegram'),
+        Type.Literal('file'),
+        Type.Literal('drive'),
+      ]),
       subject: Type.String(),
       from: Type.String(),
       chatId: Nullable(Type.String()),

@@ -15,7 +15,12 @@ export const EmailReceivedV1 = defineEvent({
         maxLength: 998,
         description: 'Message-ID without angle brackets',
       }),
-      source: Type.Union([Type.Literal('imap'), Type.Literal('telegram'), Type.Literal('file')]),
+      source: Type.Union([
+        Type.Literal('imap'),
+        Type.Literal('telegram'),
+        Type.Literal('file'),
+        Type.Literal('drive'),
+      ]),
       subject: Type.String({ maxLength: 2000 }),
       from: Type.String({ maxLength: 998, description: 'Sender address, lower case' }),
       receivedAt: Timestamp,

@@ -146,6 +146,26 @@ export const ConfigSchema = Type.Object(
       minLength: 1,
       description: 'With no Google credentials at all, files are filed here in the same folder layout',
     }),
+    RETENTION_DAYS: Type.Integer({
+      default: 0,
+      minimum: 0,
+      maximum: 36500,
+      description:
+        '0 keeps attachment bytes in MySQL forever; otherwise a retention pass drops the bytes of filed attachments older than this, which are then served from Drive or STORAGE_DIR',
+    }),
+    DRIVE_INTAKE_FOLDER_ID: Type.Optional(
+      Type.String({
+        pattern: '^[A-Za-z0-9_-]{1,128}$',
+        description:
+          'Files put in this Drive folder are taken in like attachments (source drive) and filed by the template (role drive)',
+      }),
+    ),
+    DRIVE_INTAKE_POLL_SECONDS: Type.Integer({
+      default: 60,
+      minimum: 1,
+      maximum: 3600,
+      description: 'How often the Drive intake folder is looked at for changes',
+    }),
     TELEGRAM_BOT_TOKEN: optionalString('Telegram bot token; Telegram roles are off when unset'),
     TELEGRAM_WEBHOOK_SECRET: Type.Optional(
       Type.String({

@@ -15,7 +15,10 @@ export { googleError } from './fake-drive-protocol.js';
 
 /**
  * A fake Google Drive v3 server for tests, written from Google's public reference (files.list with
- * `q`, files.create, files.get, files.generateIds, multipart and resumable uploads with
+ * `q`, files.create, files.get (metadata, or `alt=media` with `Range`: 206, or 416 past the end;
+ * Docs Editors files refuse it with `fileNotDownloadable`), files.export, files.update (move with
+ * `addParents`/`removeParents`, trash), files.delete, changes.getStartPageToken and changes.list
+ * (a change log with numeric page tokens), files.generateIds, multipart and resumable uploads with
  * `308 Resume Incomplete`, Google's JSON error format) plus the OAuth 2.0 token endpoint. It keeps
  * everything in memory, logs every request, checks bearer tokens, and answers injected faults.
  * Only the behaviour Postroom relies on is modelled, but that part follows the real API's rules:
@@ -42,6 +45,20 @@ export interface FakeDriveFile {
   createdTime: string;
   /** The bytes (null for folders and metadata-only files). */
   content: Buffer | null;
+  /** Last change of content or metadata (RFC 3339). */
+  modifiedTime?: string;
+  /** Bumped by every change, as Drive's `version`. */
+  version?: number;
+  /** What files.export gives for a Docs Editors file, by MIME type (e.g. `application/pdf`). */
+  exports?: Record<string, Buffer>;
+}
+
+/** One entry of the fake's change log (what changes.list reports). */
+interface ChangeEntry {
+  fileId: string;
+  time: string;
+  /** Deleted for good (not trashed). */
+  removed: boolean;
 }
 
 /** One request as the fake saw it. */
@@ -119,6 +136,8 @@ export class FakeDrive {
   private readonly sessions = new Map<string, UploadSession>();
   private readonly sharedDrives = new Set<string>();
   private faults: ArmedFault[] = [];
+  private readonly changeLog: ChangeEntry[] = [];
+  private readonly onDownload = new Map<string, Buffer>();
   private readonly tokens: Set<string>;
   private readonly saKey: KeyObject | null;
   private clock = Date.parse('2026-01-01T00:00:00Z');
@@ -211,6 +230,7 @@ export class FakeDrive {
       parents: file.parents.map((p) => (p === 'root' ? MY_DRIVE_ROOT : p)),
     };
     this.store.set(f.id, f);
+    this.changed(f);
     return f;
   }
 
@@ -218,6 +238,28 @@ export class FakeDrive {
   deleteFile(id: string): void {
     for (const f of this.files()) if (f.parents.includes(id)) this.deleteFile(f.id);
     this.store.delete(id);
+  }
+
+  /** Replaces a file's bytes (as an edit by someone else would), logging a change. */
+  updateContent(id: string, content: Buffer): void {
+    const f = this.store.get(id);
+    if (!f) throw new Error(`fake drive: no file ${id}`);
+    f.content = content;
+    this.changed(f);
+  }
+
+  /** Deletes a file for good (as a person emptying the trash would), logging a removal. */
+  remove(id: string): void {
+    if (!this.store.delete(id)) throw new Error(`fake drive: no file ${id}`);
+    this.changeLog.push({ fileId: id, time: this.now(), removed: true });
+  }
+
+  /**
+   * The next `alt=media` download of `id` finds the file already replaced by `content` (an edit that
+   * lands between reading the metadata and reading the bytes).
+   */
+  changeOnNextDownload(id: string, content: Buffer): void {
+    this.onDownload.set(id, content);
   }
 
   /** Makes the next matching requests fail as described. */
@@ -310,8 +352,23 @@ export class FakeDrive {
     if (m === 'GET' && path === '/drive/v3/files/generateIds') return this.generateIds(q);
     if (m === 'GET' && path === '/drive/v3/files') return this.list(q);
     if (m === 'POST' && path === '/drive/v3/files') return this.create(parseJson(body), null, q);
+    if (m === 'GET' && path === '/drive/v3/changes/startPageToken')
+      return {
+        status: 200,
+        body: { kind: 'drive#startPageToken', startPageToken: String(this.changeLog.length) },
+      };
+    if (m === 'GET' && path === '/drive/v3/changes') return this.changes(q);
+    const exp = /^\/drive\/v3\/files\/([^/]+)\/export$/.exec(path);
+    if (m === 'GET' && exp) return this.exportFile(decodeURIComponent(exp[1] ?? ''), q);
     const get = /^\/drive\/v3\/files\/([^/]+)$/.exec(path);
-    if (m === 'GET' && get) return this.get(decodeURIComponent(get[1] ?? ''), q);
+    if (m === 'GET' && get) return this.get(decodeURIComponent(get[1] ?? ''), q, req.headers.range);
+    if (m === 'PATCH' && get) return this.update(decodeURIComponent(get[1] ?? ''), parseJson(body) ?? {}, q);
+    if (m === 'DELETE' && get) {
+      const id = decodeURIComponent(get[1] ?? '');
+      if (!this.visible(this.store.get(id), q)) return googleError(404, 'notFound', `File not found: ${id}.`);
+      this.remove(id);
+      return { status: 204 };
+    }
     if (path === '/upload/drive/v3/files') {
       const type = q.get('uploadType');
       if (m === 'POST' && type === 'multipart') return this.multipart(req, body, q);
@@ -361,11 +418,116 @@ export class FakeDrive {
     };
   }
 
-  private get(id: string, q: URLSearchParams): Answer {
+  private get(id: string, q: URLSearchParams, range: string | undefined): Answer {
     const f = this.visible(this.store.get(id === 'root' ? MY_DRIVE_ROOT : id), q);
     if (!f) return googleError(404, 'notFound', `File not found: ${id}.`);
-    if (q.get('alt') === 'media') return { status: 200, body: f.content ?? Buffer.alloc(0) };
+    if (q.get('alt') !== 'media') return { status: 200, body: this.fields(f, q) };
+    if (f.mimeType.startsWith('application/vnd.google-apps.'))
+      return googleError(
+        403,
+        'fileNotDownloadable',
+        'Only files with binary content can be downloaded. Use Export with Docs Editors files.',
+      );
+    const replacement = this.onDownload.get(f.id);
+    if (replacement) {
+      this.onDownload.delete(f.id);
+      this.updateContent(f.id, replacement);
+    }
+    const content = f.content ?? Buffer.alloc(0);
+    const headers = { 'Content-Type': f.mimeType };
+    // One range `bytes=a-b`, `bytes=a-` or `bytes=-n` (RFC 9110), as Google's media endpoint serves it.
+    const m = range ? /^bytes=(\d*)-(\d*)$/.exec(range.trim()) : null;
+    if (!m || (m[1] === '' && m[2] === '')) return { status: 200, body: content, headers };
+    const size = content.length;
+    let start = m[1] === '' ? Math.max(0, size - Number(m[2])) : Number(m[1]);
+    let end = m[1] === '' || m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+    if (start >= size || start > end)
+      return {
+        ...googleError(416, 'requestedRangeNotSatisfiable', 'Request range not satisfiable'),
+        headers: { 'Content-Range': `bytes */${size}` },
+      };
+    start = Math.max(0, start);
+    end = Math.max(start, end);
+    return {
+      status: 206,
+      body: content.subarray(start, end + 1),
+      headers: { ...headers, 'Content-Range': `bytes ${start}-${end}/${size}` },
+    };
+  }
+
+  /** files.export: Docs Editors files only, into one of the formats the file offers. */
+  private exportFile(id: string, q: URLSearchParams): Answer {
+    const f = this.visible(this.store.get(id), q);
+    if (!f) return googleError(404, 'notFound', `File not found: ${id}.`);
+    if (!f.mimeType.startsWith('application/vnd.google-apps.'))
+      return googleError(403, 'fileNotExportable', 'Export only supports Docs Editors files.');
+    const type = q.get('mimeType') ?? '';
+    const bytes = f.exports?.[type];
+    if (!bytes) return googleError(400, 'badRequest', `Cannot export to ${type}.`);
+    return { status: 200, body: bytes, headers: { 'Content-Type': type } };
+  }
+
+  /** files.update without media: rename, move (`addParents`/`removeParents`), trash. */
+  private update(id: string, meta: Record<string, unknown>, q: URLSearchParams): Answer {
+    const f = this.visible(this.store.get(id), q);
+    if (!f) return googleError(404, 'notFound', `File not found: ${id}.`);
+    const add = (q.get('addParents') ?? '').split(',').filter(Boolean);
+    const drop = new Set((q.get('removeParents') ?? '').split(',').filter(Boolean));
+    for (const p of add) {
+      const parent = this.visible(this.resolveParent(p), q);
+      if (!parent || parent.mimeType !== FOLDER_MIME)
+        return googleError(404, 'notFound', `File not found: ${p}.`);
+    }
+    f.parents = [
+      ...f.parents.filter((p) => !drop.has(p)),
+      ...add.map((p) => (p === 'root' ? MY_DRIVE_ROOT : p)),
+    ];
+    if (typeof meta['name'] === 'string') f.name = meta['name'];
+    if (typeof meta['trashed'] === 'boolean') f.trashed = meta['trashed'];
+    if (meta['appProperties'] && typeof meta['appProperties'] === 'object')
+      f.appProperties = { ...f.appProperties, ...(meta['appProperties'] as Record<string, string>) };
+    this.changed(f);
     return { status: 200, body: this.fields(f, q) };
+  }
+
+  /** changes.list: the log from `pageToken` on; the last page carries `newStartPageToken`. */
+  private changes(q: URLSearchParams): Answer {
+    const token = q.get('pageToken');
+    if (token === null || !/^\d+$/.test(token) || Number(token) > this.changeLog.length)
+      return googleError(400, 'invalid', 'Invalid Value (pageToken)');
+    const start = Number(token);
+    const pageSize = Math.min(Number(q.get('pageSize') ?? 100), 1000);
+    const allDrives = q.get('includeItemsFromAllDrives') === 'true';
+    const page = this.changeLog.slice(start, start + pageSize);
+    const changes = page
+      .map((c) => {
+        const f = this.store.get(c.fileId);
+        if (f && f.driveId !== null && !allDrives) return null;
+        return {
+          kind: 'drive#change',
+          changeType: 'file',
+          time: c.time,
+          removed: c.removed || !f,
+          fileId: c.fileId,
+          ...(f && !c.removed ? { file: this.resource(f) } : {}),
+        };
+      })
+      .filter((c) => c !== null && (q.get('includeRemoved') !== 'false' || !c.removed));
+    const end = start + page.length;
+    const out: Record<string, unknown> = { kind: 'drive#changeList', changes };
+    if (end < this.changeLog.length) out['nextPageToken'] = String(end);
+    else out['newStartPageToken'] = String(end);
+    return {
+      status: 200,
+      body: pickFields(out, q.get('fields') ?? 'kind,nextPageToken,newStartPageToken,changes'),
+    };
+  }
+
+  /** Stamps a change on a file and logs it for changes.list. */
+  private changed(f: FakeDriveFile): void {
+    f.modifiedTime = this.now();
+    f.version = (f.version ?? 0) + 1;
+    this.changeLog.push({ fileId: f.id, time: f.modifiedTime, removed: false });
   }
 
   private create(meta: Record<string, unknown> | null, content: Buffer | null, q: URLSearchParams): Answer {
@@ -373,6 +535,7 @@ export class FakeDrive {
     if ('status' in checked) return checked;
     const f: FakeDriveFile = { ...checked, content, createdTime: this.now() };
     this.store.set(f.id, f);
+    this.changed(f);
     return { status: 200, body: this.fields(f, q) };
   }
 
@@ -512,6 +675,8 @@ export class FakeDrive {
       appProperties: f.appProperties,
       trashed: f.trashed,
       createdTime: f.createdTime,
+      modifiedTime: f.modifiedTime ?? f.createdTime,
+      version: String(f.version ?? 1),
       webViewLink: folder
         ? `https://drive.google.com/drive/folders/${f.id}`
         : `https://drive.google.com/file/d/${f.id}/view?usp=drivesdk`,

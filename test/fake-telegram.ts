@@ -7,7 +7,10 @@ import type { AddressInfo } from 'node:net';
  * `{ ok: true, result }` or `{ ok: false, error_code, description, parameters? }` with the HTTP status
  * of `error_code`; files at `GET <root>/file/bot<token>/<file_path>`. Methods: getMe, sendMessage
  * (HTML parse mode checked like Telegram does: only its tags, only `&lt; &gt; &amp; &quot;` and numeric
- * entities, balanced tags; 4096 characters at most), getFile (refuses files over 20 MB), setWebhook,
+ * entities, balanced tags; 4096 characters at most; `reply_markup` inline keyboards with
+ * `callback_data` of 1 to 64 bytes), sendDocument (a `multipart/form-data` upload, 50 MB at most,
+ * or a file_id), answerCallbackQuery (only for a query the fake issued, once: a second answer or an
+ * unknown id gets Telegram's "query is too old" 400), getFile (refuses files over 20 MB), setWebhook,
  * deleteWebhook. Failures can be scripted per method and chat.
  */
 
@@ -30,6 +33,23 @@ export interface FakeSentMessage {
   messageId: number;
   /** The message it answers, from reply_parameters. */
   replyTo: number | undefined;
+  /** Inline keyboard rows under it, from reply_markup. */
+  buttons: { text: string; callbackData: string }[][];
+  at: number;
+}
+
+/** One document the bot sent. */
+export interface FakeSentDocument {
+  chatId: string;
+  messageId: number;
+  /** The multipart part's file name, or null when sent by file_id. */
+  filename: string | null;
+  contentType: string | null;
+  /** The uploaded bytes (null when sent by file_id). */
+  bytes: Buffer | null;
+  /** Caption as a user sees it. */
+  caption: string;
+  replyTo: number | undefined;
   at: number;
 }
 
@@ -51,6 +71,7 @@ export interface FakeFile {
 }
 
 const MAX_DOWNLOAD = 20 * 1024 * 1024;
+const MAX_UPLOAD = 50 * 1000 * 1000;
 const ALLOWED_TAGS = new Set([
   'b',
   'strong',
@@ -126,6 +147,11 @@ export function parseTelegramHtml(html: string): { text: string } | { error: str
 export class FakeTelegram {
   readonly calls: FakeApiCall[] = [];
   readonly sent: FakeSentMessage[] = [];
+  readonly documents: FakeSentDocument[] = [];
+  /** Callback queries answered: id, text and whether as an alert. */
+  readonly answers: { id: string; text: string; alert: boolean }[] = [];
+  private readonly openQueries = new Set<string>();
+  private nextQuery = 1;
   readonly downloads: { path: string; status: number; at: number }[] = [];
   webhook: { url: string; secret_token?: string; allowed_updates?: unknown } | null = null;
   private readonly files = new Map<string, FakeFile>();
@@ -203,6 +229,18 @@ export class FakeTelegram {
     };
     this.files.set(file.file_id, file);
     return file;
+  }
+
+  /** A fresh callback_query id, as Telegram issues one per button press (answerable once). */
+  newCallbackQueryId(): string {
+    const id = `${this.botId}${String(this.nextQuery++).padStart(8, '0')}`;
+    this.openQueries.add(id);
+    return id;
+  }
+
+  /** Documents sent to one chat, in order. */
+  documentsTo(chatId: string | number): FakeSentDocument[] {
+    return this.documents.filter((d) => d.chatId === String(chatId));
   }
 
   /** Messages sent to one chat, in order. */
@@ -307,6 +345,24 @@ export class FakeTelegram {
       }
       case 'sendMessage':
         return this.sendMessage(params, chatId, send, fail);
+      case 'sendDocument':
+        return this.sendDocument(params, chatId, send, fail);
+      case 'answerCallbackQuery': {
+        const id = String(params['callback_query_id'] ?? '');
+        if (!this.openQueries.delete(id))
+          return fail({
+            error_code: 400,
+            description: 'Bad Request: query is too old and response timeout expired or query ID is invalid',
+          });
+        const text = params['text'] === undefined ? '' : String(params['text']);
+        if (text.length > 200) return fail({ error_code: 400, description: 'Bad Request: MESSAGE_TOO_LONG' });
+        this.answers.push({
+          id,
+          text,
+          alert: params['show_alert'] === true || params['show_alert'] === 'true',
+        });
+        return send(200, { ok: true, result: true });
+      }
       default:
         return fail({ error_code: 404, description: 'Not Found' });
     }
@@ -334,6 +390,8 @@ export class FakeTelegram {
       return fail({ error_code: 400, description: 'Bad Request: message text is empty' });
     if (text.length > 4096) return fail({ error_code: 400, description: 'Bad Request: message is too long' });
     const reply = params['reply_parameters'] as { message_id?: number } | undefined;
+    const buttons = readKeyboard(params['reply_markup']);
+    if ('error' in buttons) return fail({ error_code: 400, description: buttons.error });
     const message = {
       chatId,
       html,
@@ -341,6 +399,7 @@ export class FakeTelegram {
       parseMode,
       messageId: this.nextMessageId++,
       replyTo: reply?.message_id,
+      buttons: buttons.rows,
       at: Date.now(),
     };
     this.sent.push(message);
@@ -356,6 +415,63 @@ export class FakeTelegram {
     });
   }
 
+  private sendDocument(
+    params: Record<string, unknown>,
+    chatId: string | null,
+    send: (status: number, body: unknown) => void,
+    fail: (e: FakeApiError) => void,
+  ): void {
+    if (chatId === null || !/^-?\d+$/.test(chatId))
+      return fail({ error_code: 400, description: 'Bad Request: chat not found' });
+    if (this.blocked.has(chatId))
+      return fail({ error_code: 403, description: 'Forbidden: bot was blocked by the user' });
+    const doc = params['document'];
+    const upload = doc instanceof UploadedPart ? doc : null;
+    if (!upload && (typeof doc !== 'string' || doc === ''))
+      return fail({ error_code: 400, description: 'Bad Request: there is no document in the request' });
+    if (upload && upload.bytes.length > MAX_UPLOAD)
+      return fail({ error_code: 413, description: 'Request Entity Too Large' });
+    const buttons = readKeyboard(params['reply_markup']);
+    if ('error' in buttons) return fail({ error_code: 400, description: buttons.error });
+    let caption = params['caption'] === undefined ? '' : String(params['caption']);
+    if (params['parse_mode'] === 'HTML') {
+      const parsed = parseTelegramHtml(caption);
+      if ('error' in parsed) return fail({ error_code: 400, description: `Bad Request: ${parsed.error}` });
+      caption = parsed.text;
+    }
+    if (caption.length > 1024)
+      return fail({ error_code: 400, description: 'Bad Request: message caption is too long' });
+    const reply = params['reply_parameters'] as { message_id?: number } | undefined;
+    const d: FakeSentDocument = {
+      chatId,
+      messageId: this.nextMessageId++,
+      filename: upload?.filename ?? null,
+      contentType: upload?.contentType ?? null,
+      bytes: upload?.bytes ?? null,
+      caption,
+      replyTo: reply?.message_id,
+      at: Date.now(),
+    };
+    this.documents.push(d);
+    send(200, {
+      ok: true,
+      result: {
+        message_id: d.messageId,
+        from: this.me(),
+        chat: { id: Number(chatId), type: chatId.startsWith('-') ? 'group' : 'private' },
+        date: Math.floor(d.at / 1000),
+        document: {
+          file_id: `BQACAgQAAxkDocument${d.messageId}`,
+          file_unique_id: `AgADdoc${d.messageId}`,
+          file_name: d.filename ?? undefined,
+          mime_type: d.contentType ?? undefined,
+          file_size: d.bytes?.length,
+        },
+        ...(d.caption ? { caption: d.caption } : {}),
+      },
+    });
+  }
+
   private me() {
     return {
       id: this.botId,
@@ -367,13 +483,64 @@ export class FakeTelegram {
   }
 }
 
+/** A file part of a multipart/form-data request. */
+class UploadedPart {
+  constructor(
+    readonly filename: string | null,
+    readonly contentType: string | null,
+    readonly bytes: Buffer,
+  ) {}
+}
+
+/** Reads `reply_markup.inline_keyboard` as Telegram checks it (callback_data of 1 to 64 bytes). */
+function readKeyboard(
+  markup: unknown,
+): { rows: { text: string; callbackData: string }[][] } | { error: string } {
+  if (markup === undefined) return { rows: [] };
+  const kb = (markup as { inline_keyboard?: unknown }).inline_keyboard;
+  if (!Array.isArray(kb)) return { rows: [] };
+  const rows: { text: string; callbackData: string }[][] = [];
+  for (const row of kb) {
+    if (!Array.isArray(row))
+      return {
+        error:
+          'Bad Request: field "inline_keyboard" of the InlineKeyboardMarkup should be an Array of Arrays',
+      };
+    rows.push(
+      (row as { text?: unknown; callback_data?: unknown }[]).map((b) => ({
+        text: String(b.text ?? ''),
+        callbackData: String(b.callback_data ?? ''),
+      })),
+    );
+  }
+  for (const b of rows.flat()) {
+    if (b.text === '') return { error: 'Bad Request: text buttons are unallowed in the inline keyboard' };
+    const n = Buffer.byteLength(b.callbackData);
+    if (n < 1 || n > 64) return { error: 'Bad Request: BUTTON_DATA_INVALID' };
+  }
+  return { rows };
+}
+
 async function readParams(req: IncomingMessage, url: URL): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
-  const raw = Buffer.concat(chunks).toString('utf8');
+  const body = Buffer.concat(chunks);
+  const raw = body.toString('utf8');
   const type = req.headers['content-type'] ?? '';
   let params: Record<string, unknown> = Object.fromEntries(url.searchParams);
-  if (type.includes('application/json') && raw)
+  if (type.includes('multipart/form-data')) {
+    // Parsed by the platform's own multipart reader (undici), as a server framework would.
+    const form = await new Request('http://fake/', {
+      method: 'POST',
+      headers: { 'content-type': type },
+      body,
+    }).formData();
+    for (const [key, value] of form.entries())
+      params[key] =
+        typeof value === 'string'
+          ? value
+          : new UploadedPart(value.name || null, value.type || null, Buffer.from(await value.arrayBuffer()));
+  } else if (type.includes('application/json') && raw)
     params = { ...params, ...(JSON.parse(raw) as Record<string, unknown>) };
   else if (type.includes('application/x-www-form-urlencoded'))
     params = { ...params, ...Object.fromEntries(new URLSearchParams(raw)) };

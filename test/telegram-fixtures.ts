@@ -70,6 +70,17 @@ export const updates = {
     chat: FixtureChat,
     sizes: { file_id: string; file_unique_id: string; width: number; height: number; file_size?: number }[],
   ) => message(chat, { photo: sizes }),
+  /** A press of an inline button under the bot's message `messageId` (the query id from the fake). */
+  callback: (chat: FixtureChat, data: string, messageId: number, queryId: string) => ({
+    update_id: nextUpdateId++,
+    callback_query: {
+      id: queryId,
+      from: fromOf(chat),
+      message: { message_id: messageId, date: Math.floor(Date.now() / 1000), chat: chatOf(chat) },
+      chat_instance: `ci${chat.id}`,
+      data,
+    },
+  }),
   /** The user blocked the bot. */
   blocked: (chat: FixtureChat) => ({
     update_id: nextUpdateId++,

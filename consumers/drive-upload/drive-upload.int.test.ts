@@ -155,6 +155,7 @@ describe('drive-upload consumer', () => {
       ensureFolder: (p) => real.ensureFolder(p),
       reserveFileId: () => real.reserveFileId(),
       findBySha256: (f, s) => real.findBySha256(f, s),
+      openFile: (id, range) => real.openFile(id, range),
       async upload(req) {
         const r = await real.upload(req);
         uploads += 1;

@@ -59,7 +59,7 @@ export async function completeEmailIfFinal(
     ctx.event('email.processed', {
       emailId,
       messageId: email.message_id,
-      source: email.source === 'telegram' || email.source === 'file' ? email.source : 'imap',
+      source: (['telegram', 'file', 'drive'] as const).find((s) => s === email.source) ?? 'imap',
       subject: email.subject,
       from: email.from_address,
       chatId: email.chat_id,

@@ -13,6 +13,7 @@ export function helpText(): string {
     '/stop: no more of those messages',
     '/status &lt;email id or Message-ID&gt;: where an email is',
     '/recent: the last 10 emails',
+    '/get &lt;attachment id&gt;: the file itself, as a document (also the buttons under a notification)',
     '/help: this text',
     '',
     'Send me a document or a photo (up to 20 MB): it is checked and filed like an email attachment, and I reply with the outcome.',
@@ -40,7 +41,7 @@ export function stopText(wasSubscribed: boolean): string {
 
 const when = (d: Date) => `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 const statusWord = (s: string) => (s === 'done' ? '✅ done' : '⏳ processing');
-const sourceWord = (s: string) => (s === 'telegram' ? 'Telegram' : 'email');
+const sourceWord = (s: string) => (s === 'telegram' ? 'Telegram' : s === 'drive' ? 'Drive intake' : 'email');
 
 /** Answer to `/status` without an argument. */
 export function statusUsageText(): string {
@@ -103,4 +104,9 @@ export function fileFailedText(name: string): string {
 /** The answer to a chat that is not in `TELEGRAM_ALLOWED_CHATS`. */
 export function notAllowedText(chatId: string): string {
   return `This bot is private. Ask its operator to add this chat (id <code>${escapeHtml(chatId)}</code>) to TELEGRAM_ALLOWED_CHATS.`;
+}
+
+/** Answer to `/get` without an argument. */
+export function getUsageText(): string {
+  return 'Usage: /get &lt;attachment id&gt;\nThe buttons under a notification do the same.';
 }

@@ -7,6 +7,7 @@ import {
   type TelegramClientOptions,
 } from '../../infra/telegram/telegram-client.js';
 import { createTelegramBotHandler } from './telegram-bot.handler.js';
+import { lazyFileStore } from '../../infra/drive/drive-client.js';
 
 export { createTelegramBotHandler } from './telegram-bot.handler.js';
 export { telegramMessageId } from './file-intake.js';
@@ -56,6 +57,7 @@ export async function startTelegramBot(
     blobs: ctx.blobs,
     maxFileBytes: Math.min(BOT_API_DOWNLOAD_MAX_BYTES, ctx.config.ATTACHMENT_MAX_BYTES),
     botUsername: () => username,
+    content: { blobs: ctx.blobs, files: lazyFileStore({ config: ctx.config, db: ctx.db, log }) },
     allowedChats: allowed ? new Set(allowed) : null,
   });
   return startConsumer(def, ctx);

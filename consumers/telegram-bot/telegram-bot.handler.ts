@@ -9,6 +9,7 @@ import { isRetryable } from '../../infra/errors.js';
 import { telegramBotUpdatesTotal } from '../../infra/telegram/telegram-metrics.js';
 import { telegramErrorCode } from '../../infra/telegram/telegram-client.js';
 import {
+  getUsageText,
   helpText,
   notAllowedText,
   recentText,
@@ -20,11 +21,15 @@ import {
   unknownCommandText,
 } from './bot-replies.js';
 import { findEmail, recentEmails } from './email-lookup.js';
+import { shareAttachment, type FileSharingDeps } from './file-sharing.js';
+import { parseGetButton } from '../../infra/telegram/file-buttons.js';
 import { takeInFile, type FileIntakeDeps } from './file-intake.js';
 import { parseCommand, readUpdate, type IncomingMessage } from './telegram-input.js';
 
 /** What the bot consumer needs. */
 export interface TelegramBotDeps extends FileIntakeDeps {
+  /** Where attachment bytes are read for `/get` and the buttons (MySQL, else the filed copy). */
+  content?: FileSharingDeps['content'];
   /** The bot's username (lower case, without `@`) when known: commands addressed to another bot are ignored. */
   botUsername?: () => string | null;
   /** Updates handled at once (default 4). */
@@ -133,6 +138,24 @@ export function createTelegramBotHandler(deps: TelegramBotDeps): ConsumerDefinit
       case 'recent':
         await reply(recentText(await recentEmails(ctx.db, 10)));
         return 'recent';
+      case 'get': {
+        if (!command.args || !deps.content) {
+          await reply(getUsageText());
+          return 'get';
+        }
+        const outcome = await shareAttachment(
+          { client: deps.client, content: deps.content, allowedChats: deps.allowedChats },
+          ctx,
+          {
+            chatId: message.chat.chatId,
+            updateId: message.updateId,
+            attachmentId: command.args.split(/\s+/)[0]!,
+            replyTo: message.messageId,
+          },
+          reply,
+        );
+        return `get_${outcome.kind}`;
+      }
       case 'help':
         await reply(helpText());
         return 'help';
@@ -140,6 +163,44 @@ export function createTelegramBotHandler(deps: TelegramBotDeps): ConsumerDefinit
         await reply(unknownCommandText(command.name));
         return 'unknown';
     }
+  };
+
+  /** A button press: `get:<attachment id>` sends the file; every press is answered (the spinner stops). */
+  const onCallback = async (
+    input: Extract<ReturnType<typeof readUpdate>, { kind: 'callback' }>,
+    ctx: HandlerContext,
+  ): Promise<string> => {
+    const attachmentId = parseGetButton(input.data);
+    let toast = 'This button does nothing any more';
+    let kind = 'callback_unknown';
+    const chat = input.chat;
+    if (attachmentId && chat && deps.content) {
+      const content = deps.content;
+      const outcome = await serial(chat.chatId, () =>
+        shareAttachment(
+          { client: deps.client, content, allowedChats: deps.allowedChats },
+          ctx,
+          { chatId: chat.chatId, updateId: input.updateId, attachmentId },
+          async (html) => {
+            try {
+              await deps.client.sendMessage(chat.chatId, html);
+            } catch (err) {
+              if (isRetryable(err) && !ctx.lastAttempt) throw err;
+              ctx.log.warn({ err, chatId: chat.chatId }, 'answer not sent; giving up on it');
+            }
+          },
+        ),
+      );
+      toast = outcome.toast;
+      kind = `get_${outcome.kind}`;
+    }
+    try {
+      await deps.client.answerCallbackQuery(input.callbackId, toast);
+    } catch (err) {
+      // Telegram refuses answers to old queries (a redelivered update): nothing is lost but a toast.
+      ctx.log.info({ err, callbackId: input.callbackId }, 'callback query not answered');
+    }
+    return kind;
   };
 
   return {
@@ -163,6 +224,8 @@ export function createTelegramBotHandler(deps: TelegramBotDeps): ConsumerDefinit
           );
           kind = 'blocked';
         }
+      } else if (input.kind === 'callback') {
+        kind = await onCallback(input, ctx);
       } else if (input.kind === 'message') {
         const message = input.message;
         kind = await serial(message.chat.chatId, () => onMessage(message, ctx));

@@ -31,6 +31,17 @@ export type BotInput =
   | { kind: 'message'; message: IncomingMessage }
   /** The bot's membership in a chat changed (`kicked`: a user blocked it; `left`: removed from a group). */
   | { kind: 'membership'; updateId: number; chat: ChatFacts; status: string }
+  /** A press of an inline button under one of the bot's messages. */
+  | {
+      kind: 'callback';
+      updateId: number;
+      /** To answer with answerCallbackQuery. */
+      callbackId: string;
+      /** The chat of the message the button is under (null when Telegram does not say). */
+      chat: ChatFacts | null;
+      /** The button's callback_data. */
+      data: string;
+    }
   | { kind: 'other'; updateId: number };
 
 type Obj = Record<string, unknown>;
@@ -81,8 +92,8 @@ function fileOf(message: Obj): IncomingFile | null {
 
 /**
  * Reads a Bot API Update defensively (it is Telegram's format, checked only for its id at the
- * webhook): private and group messages, and changes of the bot's own membership. Everything else
- * (edited messages, channel posts, callbacks) is `other`.
+ * webhook): private and group messages, inline button presses (`callback_query`), and changes of the
+ * bot's own membership. Everything else (edited messages, channel posts) is `other`.
  */
 export function readUpdate(update: Obj): BotInput {
   const updateId = int(update['update_id']) ?? 0;
@@ -107,6 +118,17 @@ export function readUpdate(update: Obj): BotInput {
         },
       };
     }
+  }
+  const callback = update['callback_query'];
+  if (isObj(callback) && str(callback['id'])) {
+    const msg = isObj(callback['message']) ? callback['message'] : null;
+    return {
+      kind: 'callback',
+      updateId,
+      callbackId: str(callback['id'])!,
+      chat: msg ? chatOf(msg['chat']) : null,
+      data: str(callback['data']) ?? '',
+    };
   }
   const member = update['my_chat_member'];
   if (isObj(member)) {

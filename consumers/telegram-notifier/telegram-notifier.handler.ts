@@ -19,6 +19,7 @@ import { telegramErrorCode, type TelegramClient } from '../../infra/telegram/tel
 import { telegramNotificationsTotal } from '../../infra/telegram/telegram-metrics.js';
 import { LOCK_BUSY, withNamedLock } from '../../infra/db/named-lock.js';
 import { notificationText, repliedMessageId } from './notification-text.js';
+import { fileButtons } from '../../infra/telegram/file-buttons.js';
 
 /** What the notifier needs. */
 export interface TelegramNotifierDeps {
@@ -141,7 +142,9 @@ export function createTelegramNotifierHandler(
     let messageId: number;
     try {
       const replyTo = d.source === 'telegram' ? repliedMessageId(d.messageId) : undefined;
-      messageId = (await deps.client.sendMessage(n.chatId, text, { replyTo })).message_id;
+      // A button per accepted attachment sends the file back (`/get`), handled by the bot.
+      const buttons = fileButtons(d.attachments);
+      messageId = (await deps.client.sendMessage(n.chatId, text, { replyTo, buttons })).message_id;
     } catch (err) {
       if (telegramErrorCode(err) === 403) {
         await unsubscribeBlockedChat(ctx.db, n.chatId);

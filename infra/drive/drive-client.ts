@@ -53,3 +53,18 @@ export async function createFileStore(deps: FileStoreDeps): Promise<FileStore> {
     log: deps.log?.child({ module: 'drive' }),
   });
 }
+
+/**
+ * `createFileStore` made on first use and kept: for readers of filed copies (download, Telegram),
+ * which may never need one. A failed creation is tried again on the next use.
+ */
+export function lazyFileStore(deps: FileStoreDeps): () => Promise<FileStore> {
+  let store: Promise<FileStore> | null = null;
+  return () => {
+    store ??= createFileStore(deps).catch((err: unknown) => {
+      store = null;
+      throw err;
+    });
+    return store;
+  };
+}

@@ -8,8 +8,10 @@ import { guardDriveRequests, type DriveAuthClient } from './drive-auth.js';
 import { DEFAULT_RETRY_POLICY, withDriveRetry, type RetryPolicy } from './drive-errors.js';
 import { ensureChildFolder, forgetFolderClaims, type FolderClaimDeps } from './drive-folders.js';
 import { CHUNK_GRANULE, uploadResumable } from './drive-resumable.js';
+import type { Readable } from 'node:stream';
 import {
   FOLDER_GONE,
+  type ByteRange,
   type FileStore,
   type StoredFile,
   type UploadRequest,
@@ -189,6 +191,29 @@ export class DriveFileStore implements FileStore {
         { details },
       );
     return { fileId: request.fileId, link: linkOf(existing), alreadyExisted: true };
+  }
+
+  async openFile(fileId: string, range?: ByteRange): Promise<Readable> {
+    try {
+      const res = await withDriveRetry('download', { fileId }, this.policy, () =>
+        this.api.files.get(
+          { fileId, alt: 'media', supportsAllDrives: true },
+          {
+            ...this.call,
+            responseType: 'stream',
+            ...(range ? { headers: { Range: `bytes=${range.start}-${range.end}` } } : {}),
+          },
+        ),
+      );
+      return res.data as unknown as Readable;
+    } catch (err) {
+      if (err instanceof PostroomError && err.code === 'DRIVE.NOT_FOUND')
+        throw new PermanentError('FILE.GONE', `Drive file ${fileId} is gone (deleted in Drive)`, {
+          cause: err,
+          details: { fileId },
+        });
+      throw err;
+    }
   }
 
   private async uploadMultipart(

@@ -30,6 +30,21 @@ export interface FileStore {
   findBySha256(folderId: string, sha256: string): Promise<StoredFile | null>;
   /** Files the bytes under the reserved id; see `UploadRequest` and `UploadResult`. */
   upload(request: UploadRequest): Promise<UploadResult>;
+  /**
+   * Reads a filed file back as a stream (Drive: `files.get` with `alt=media`), the whole file or the
+   * bytes `range.start` to `range.end` (inclusive). A file that is no longer there (deleted by hand)
+   * rejects with a `PermanentError` coded `FILE.GONE`. The bytes are not checked here: the caller
+   * knows the SHA-256 they must have.
+   */
+  openFile(fileId: string, range?: ByteRange): Promise<Readable>;
+}
+
+/** An inclusive byte range. */
+export interface ByteRange {
+  /** First byte (from 0). */
+  start: number;
+  /** Last byte, inclusive. */
+  end: number;
 }
 
 /** A filed file. */

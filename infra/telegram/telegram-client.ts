@@ -1,6 +1,13 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { Api, NetworkError, ParseError, TelegramApiError, TimeoutError } from 'node-telegram-bot-api';
+import {
+  Api,
+  InputFile,
+  NetworkError,
+  ParseError,
+  TelegramApiError,
+  TimeoutError,
+} from 'node-telegram-bot-api';
 import type { File, Message, SetWebhookParams, User } from 'node-telegram-bot-api';
 import type { Config } from '../config.js';
 import { PermanentError, PostroomError, RetryableError } from '../errors.js';
@@ -47,10 +54,31 @@ export function configuredTelegramClient(
   return createTelegramClient({ token, apiRoot: config.TELEGRAM_API_URL, log, ...options });
 }
 
+/** Largest file a bot may send (`sendDocument` by upload): 50 MB. */
+export const BOT_API_UPLOAD_MAX_BYTES = 50 * 1000 * 1000;
+
+/** A button under a message that sends `callbackData` (at most 64 bytes) back as a `callback_query`. */
+export interface InlineButton {
+  text: string;
+  callbackData: string;
+}
+
 /** Options of one message. */
 export interface SendOptions {
   /** Answer this message of the chat (shown as a reply; sent anyway when it is gone). */
   replyTo?: number;
+  /** Rows of inline buttons under the message. */
+  buttons?: InlineButton[][];
+}
+
+/** A file to send as a document: streamed from `open`, never held whole. */
+export interface OutgoingDocument {
+  /** File name the chat shows. */
+  filename: string;
+  /** MIME type of the part. */
+  contentType: string;
+  /** Opens the bytes (called once: the client makes one attempt). */
+  open: () => Promise<Readable>;
 }
 
 /**
@@ -64,6 +92,14 @@ export interface TelegramClient {
   readonly botId: number;
   /** Sends an HTML-formatted message (callers escape with `escapeHtml`) within the rate limits. */
   sendMessage(chatId: string, html: string, options?: SendOptions): Promise<Message>;
+  /** Uploads a file as a document (multipart), with an HTML caption, within the rate limits. */
+  sendDocument(
+    chatId: string,
+    document: OutgoingDocument,
+    options?: SendOptions & { captionHtml?: string },
+  ): Promise<Message>;
+  /** Answers a `callback_query` (stops the button's spinner); `text` shows as a toast, or an alert. */
+  answerCallbackQuery(callbackQueryId: string, text?: string, alert?: boolean): Promise<void>;
   /** Prepares a file for download (`file_path`); refuses files over 20 MB with `TELEGRAM.BAD_REQUEST`. */
   getFile(fileId: string): Promise<File>;
   /** Streams a file `getFile` prepared; the caller consumes or destroys the stream. */
@@ -195,6 +231,21 @@ export function createTelegramClient(opts: TelegramClientOptions): TelegramClien
     }
   };
 
+  const extras = (options: SendOptions) => ({
+    ...(options.replyTo === undefined
+      ? {}
+      : { reply_parameters: { message_id: options.replyTo, allow_sending_without_reply: true } }),
+    ...(options.buttons?.length
+      ? {
+          reply_markup: {
+            inline_keyboard: options.buttons.map((row) =>
+              row.map((b) => ({ text: b.text, callback_data: b.callbackData })),
+            ),
+          },
+        }
+      : {}),
+  });
+
   return {
     botId,
     sendMessage: (chatId, html, options = {}) =>
@@ -204,11 +255,31 @@ export function createTelegramClient(opts: TelegramClientOptions): TelegramClien
           text: html,
           parse_mode: 'HTML',
           link_preview_options: { is_disabled: true },
-          ...(options.replyTo === undefined
-            ? {}
-            : { reply_parameters: { message_id: options.replyTo, allow_sending_without_reply: true } }),
+          ...extras(options),
         }),
       ),
+    sendDocument: (chatId, document, options = {}) =>
+      call('sendDocument', chatId, async () => {
+        // A stream factory: the library streams the part into the request body.
+        const file = new InputFile(
+          async () => Readable.toWeb(await document.open()) as unknown as ReadableStream<Uint8Array>,
+          { filename: document.filename, contentType: document.contentType },
+        );
+        return api.sendDocument({
+          chat_id: chatId,
+          document: file,
+          ...(options.captionHtml ? { caption: options.captionHtml, parse_mode: 'HTML' } : {}),
+          ...extras(options),
+        });
+      }),
+    answerCallbackQuery: async (callbackQueryId, text, alert) => {
+      await call('answerCallbackQuery', null, () =>
+        api.answerCallbackQuery({
+          callback_query_id: callbackQueryId,
+          ...(text ? { text: text.slice(0, 200), show_alert: alert === true } : {}),
+        }),
+      );
+    },
     getFile: (fileId) => call('getFile', null, () => api.getFile({ file_id: fileId })),
     getMe: () => call('getMe', null, () => api.getMe()),
     setWebhook: async (params) => {

@@ -78,7 +78,7 @@ describe('Telegram webhook', () => {
     expect(hook).toEqual({
       url: 'https://postroom.example/telegram/webhook',
       secret_token: TEST_WEBHOOK_SECRET,
-      allowed_updates: ['message', 'my_chat_member'],
+      allowed_updates: ['message', 'callback_query', 'my_chat_member'],
     });
   });
 

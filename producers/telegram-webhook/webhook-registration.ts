@@ -5,8 +5,8 @@ import { isRetryable } from '../../infra/errors.js';
 import type { Logger } from '../../infra/logger.js';
 import type { TelegramClient } from '../../infra/telegram/telegram-client.js';
 
-/** Update kinds the bot asks Telegram for: messages (commands, files) and its own membership (blocked, removed). */
-export const ALLOWED_UPDATES = ['message', 'my_chat_member'];
+/** Update kinds the bot asks Telegram for: messages (commands, files), button presses (files back) and its own membership (blocked, removed). */
+export const ALLOWED_UPDATES = ['message', 'callback_query', 'my_chat_member'];
 
 /** Path of the webhook under the process's public URL. */
 const WEBHOOK_PATH = '/telegram/webhook';

@@ -34,6 +34,11 @@ export type EmailOrigin =
       source: 'file';
       /** The file's name in the drop folder (INBOX_DIR), for the timeline. */
       file: string;
+    }
+  | {
+      source: 'drive';
+      /** Drive file id of the file taken from the intake folder. */
+      fileId: string;
     };
 
 /** One attachment, inline image or forwarded message found in an email. */
@@ -221,7 +226,9 @@ function buildEmailRecord(input: RecordEmailInput, now: Date): EmailRecord {
       ? `imap ${input.mailbox} uid ${input.uid}`
       : input.source === 'telegram'
         ? `telegram chat ${input.chatId}`
-        : `file ${input.file}`;
+        : input.source === 'drive'
+          ? `drive intake file ${input.fileId}`
+          : `file ${input.file}`;
   return {
     emailId,
     messageId,

@@ -21,3 +21,12 @@ export interface DriveFoldersTable {
   /** When the folder was known to exist. */
   ready_at: Date | null;
 }
+
+/** Where the Drive intake left off reading the changes of its folder (migration `20261203T0810-files-back`). */
+export interface DriveIntakeStateTable {
+  /** `DRIVE_INTAKE_FOLDER_ID`. */
+  folder_id: string;
+  /** The Drive changes page token to read from next. */
+  page_token: string;
+  updated_at: Date;
+}

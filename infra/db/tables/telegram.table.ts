@@ -64,3 +64,23 @@ export interface TelegramUpdatesTable {
   /** When the webhook accepted it (UTC). */
   received_at: Date;
 }
+
+/**
+ * One update that asked for a file (`/get` or a button), so that a redelivered update sends the file
+ * once (migration `20261203T0810-files-back`).
+ */
+export interface TelegramFileSendsTable {
+  /** Telegram chat id, decimal. */
+  chat_id: string;
+  /** The update's `update_id`. */
+  update_id: number;
+  attachment_id: string;
+  /** `pending` until sent, then `sent` (or `failed` when it can never be sent). */
+  status: string;
+  /** Id of the document message Telegram answered with. */
+  telegram_message_id: number | null;
+  /** Why it failed. */
+  detail: string | null;
+  created_at: Date;
+  updated_at: Date;
+}

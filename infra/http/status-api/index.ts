@@ -9,6 +9,8 @@ import { corsMiddleware } from './cors.js';
 import { deadLetterRoutes } from './dead-letters.routes.js';
 import type { StatusApiDeps } from './deps.js';
 import { attachmentRoutes } from './attachments.routes.js';
+import { contentRoutes } from './content.routes.js';
+import { lazyFileStore } from '../../drive/drive-client.js';
 import { emailRoutes } from './emails.routes.js';
 import { statusApiPaths } from './openapi-paths.js';
 import { API_BASE } from './present.js';
@@ -83,6 +85,7 @@ export function createStatusRouter(deps: StatusApiDeps, opts: StatusRouterOption
   router.use(noStore);
   router.use(emailRoutes(deps));
   router.use(attachmentRoutes(deps));
+  router.use(contentRoutes(deps));
   router.use(statsRoutes(deps));
   router.use(deadLetterRoutes(deps));
   router.use(unavailable);
@@ -111,6 +114,7 @@ export async function startStatusApi(ctx: RoleContext): Promise<RoleHandle> {
     broker: ctx.broker,
     blobs: ctx.blobs,
     log: apiLog,
+    files: lazyFileStore({ config, db: ctx.db, log: apiLog }),
     queueDepths: () => depths.read(),
   };
   const unserveMetrics = servePipelineMetrics(async () => {

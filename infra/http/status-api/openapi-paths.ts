@@ -1,4 +1,4 @@
-import { DeadLetterListQuery, EmailListQuery, IdParams } from './schemas.js';
+import { ContentQuery, DeadLetterListQuery, EmailListQuery, IdParams } from './schemas.js';
 import { openApiParameters } from './validate.js';
 
 /**
@@ -88,6 +88,42 @@ export const statusApiPaths: Record<string, unknown> = {
         },
         ...badRequest,
         '404': { $ref: '#/components/responses/NotFound' },
+        ...common,
+      },
+    },
+  },
+  '/api/v1/attachments/{id}/content': {
+    get: {
+      operationId: 'getAttachmentContent',
+      tags: ['attachments'],
+      summary: 'The bytes as received, streamed, with Range support',
+      description:
+        'Served from MySQL, or from the filed copy in Drive or STORAGE_DIR once retention (RETENTION_DAYS) dropped the bytes ' +
+        'from MySQL; a filed copy is checked against the SHA-256 as it streams. Content-Type is the detected type, ' +
+        'Content-Disposition is attachment with the safe name (filename* for non-ASCII names). A quarantined file answers 403 ' +
+        'unless unsafe=true, and then only as application/octet-stream.',
+      parameters: [...idParam, ...openApiParameters(ContentQuery, 'query')],
+      responses: {
+        '200': {
+          description: 'The whole file',
+          headers: {
+            ETag: { schema: { type: 'string' }, description: 'SHA-256 of the bytes, quoted' },
+            'Content-Disposition': { schema: { type: 'string' }, description: 'attachment; filename=...' },
+            'Accept-Ranges': { schema: { type: 'string', const: 'bytes' } },
+          },
+          content: { '*/*': { schema: { type: 'string', format: 'binary' } } },
+        },
+        '206': {
+          description: 'The one range asked for (several ranges get the whole file)',
+          headers: { 'Content-Range': { schema: { type: 'string' }, description: 'bytes start-end/size' } },
+          content: { '*/*': { schema: { type: 'string', format: 'binary' } } },
+        },
+        '304': { description: 'If-None-Match named the current ETag' },
+        ...badRequest,
+        '403': json('Quarantined (ask again with unsafe=true)', 'Error'),
+        '404': { $ref: '#/components/responses/NotFound' },
+        '410': json('The bytes are gone: dropped by retention and the filed copy deleted', 'Error'),
+        '416': json('The range lies outside the file', 'Error'),
         ...common,
       },
     },

@@ -59,6 +59,17 @@ export type EmailListQuery = Static<typeof EmailListQuery>;
 /** Path parameter `{id}` of emails, attachments and dead letters. */
 export const IdParams = Type.Object({ id: Id }, { additionalProperties: false });
 
+/** `GET /api/v1/attachments/{id}/content` query. */
+export const ContentQuery = Type.Object(
+  {
+    unsafe: Type.Boolean({
+      default: false,
+      description: 'true: serve a quarantined file all the same, as application/octet-stream',
+    }),
+  },
+  { additionalProperties: false },
+);
+
 /** `GET /api/v1/dead-letters` query. */
 export const DeadLetterListQuery = Type.Object(
   {
@@ -172,7 +183,9 @@ export const EmailSummary = Type.Object(
   {
     id: Id,
     messageId: Type.String({ description: 'Message-ID without angle brackets' }),
-    source: Type.String({ description: 'imap, telegram or file (the drop folder, INBOX_DIR)' }),
+    source: Type.String({
+      description: 'imap, telegram, file (the drop folder, INBOX_DIR) or drive (the intake folder)',
+    }),
     subject: Type.String(),
     from: Type.String({ description: 'Sender address, lower case' }),
     receivedAt: DateTime,
