@@ -8,6 +8,7 @@ import type { ImapCheckpointsTable } from './imap-checkpoints.table.js';
 import type { InboxTable } from './inbox.table.js';
 import type { CallAttemptsTable, CallsTable } from './outbound.table.js';
 import type { OutboxTable } from './outbox.table.js';
+import type { DigestsTable, JobRunsTable, PollsTable, SchedulesTable } from './schedules.table.js';
 import type { NotificationsTable, TelegramChatsTable, TelegramUpdatesTable } from './telegram.table.js';
 import type { TimelineTable } from './timeline.table.js';
 
@@ -29,4 +30,8 @@ export interface Database {
   notifications: NotificationsTable;
   telegram_chats: TelegramChatsTable;
   telegram_updates: TelegramUpdatesTable;
+  schedules: SchedulesTable;
+  job_runs: JobRunsTable;
+  polls: PollsTable;
+  digests: DigestsTable;
 }
