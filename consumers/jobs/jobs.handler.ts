@@ -26,6 +26,8 @@ export interface JobInput {
 export interface JobResult {
   /** One line for the run history: what was done. */
   detail: string;
+  /** `failed` records the run as failed while still committing what the kind stored (default succeeded). */
+  outcome?: 'succeeded' | 'failed';
   /** Rows and events to commit with the run's outcome, in one transaction. */
   commit?: (trx: Transaction<Database>, emit: Emit) => Promise<void>;
 }
@@ -104,7 +106,7 @@ export function createJobsHandler(deps: JobsHandlerDeps): ConsumerDefinition<'sc
           log,
           event: ctx.event,
         });
-        outcome = 'succeeded';
+        outcome = result.outcome ?? 'succeeded';
       } catch (err) {
         outcome = 'failed';
         result = { detail: describeError(err) };

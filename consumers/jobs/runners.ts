@@ -1,11 +1,39 @@
+import { normalizeHost, type Resolver } from '../../infra/outbound/address-policy.js';
 import type { RoleContext } from '../../infra/roles.js';
 import type { JobKind } from '../../infra/schedules/schedules-file.js';
+import { configuredTelegramClient, type TelegramClient } from '../../infra/telegram/telegram-client.js';
+import { createBackupRunner } from './backup.handler.js';
+import { createDigestRunner } from './digest.handler.js';
 import type { JobRunner } from './jobs.handler.js';
+import { createPollRunner } from './poll.handler.js';
 
-/** Test overrides of the built-in runners. */
-export interface RunnerOptions {}
+/** Test overrides of the built-in runners' parts. */
+export interface RunnerOptions {
+  /** Name resolution of poll URLs (default: the system resolver). */
+  resolve?: Resolver;
+  /** Waits between poll attempts, in ms. */
+  pollRetryDelayMs?: (attempt: number) => number;
+  /** A Telegram client instead of the configured one. */
+  telegram?: TelegramClient | null;
+}
 
 /** The built-in runner of each kind, wired to this process's configuration. */
-export function defaultRunners(_ctx: RoleContext, _opts: RunnerOptions): Partial<Record<JobKind, JobRunner>> {
-  return {};
+export function defaultRunners(ctx: RoleContext, opts: RunnerOptions): Partial<Record<JobKind, JobRunner>> {
+  const { config } = ctx;
+  const telegram =
+    opts.telegram !== undefined ? opts.telegram : configuredTelegramClient(config, ctx.log, 'digests are');
+  return {
+    poll: createPollRunner({
+      blobs: ctx.blobs,
+      allowHosts: new Set(config.outboundAllowHosts.map(normalizeHost)),
+      resolve: opts.resolve,
+      retryDelayMs: opts.pollRetryDelayMs,
+    }),
+    digest: createDigestRunner(telegram),
+    backup: createBackupRunner({
+      mysqlUrl: config.MYSQL_URL,
+      dir: config.BACKUP_DIR,
+      keep: config.BACKUP_KEEP,
+    }),
+  };
 }

@@ -10,7 +10,10 @@ import { deadLetterRoutes } from './dead-letters.routes.js';
 import type { StatusApiDeps } from './deps.js';
 import { attachmentRoutes } from './attachments.routes.js';
 import { emailRoutes } from './emails.routes.js';
+import { jobComponentSchemas } from './jobs.schemas.js';
+import { jobRoutes, jobsApiPaths } from './jobs.routes.js';
 import { statusApiPaths } from './openapi-paths.js';
+import { openApiParameters } from './validate.js';
 import { API_BASE } from './present.js';
 import { createQueueDepthReader } from './queue-depths.js';
 import { RateLimiter } from './rate-limit.js';
@@ -85,6 +88,7 @@ export function createStatusRouter(deps: StatusApiDeps, opts: StatusRouterOption
   router.use(attachmentRoutes(deps));
   router.use(statsRoutes(deps));
   router.use(deadLetterRoutes(deps));
+  router.use(jobRoutes(deps));
   router.use(unavailable);
   return router;
 }
@@ -155,7 +159,10 @@ export async function startStatusApi(ctx: RoleContext): Promise<RoleHandle> {
       { path: CONSOLE_BASE, router: consoleRouter },
       { path: '/', router: rootRedirect() },
     ],
-    openapi: { paths: { ...statusApiPaths, ...consolePaths }, schemas: componentSchemas },
+    openapi: {
+      paths: { ...statusApiPaths, ...jobsApiPaths(openApiParameters), ...consolePaths },
+      schemas: { ...componentSchemas, ...jobComponentSchemas },
+    },
     async stop() {
       limiter?.stop();
       unserveMetrics();
