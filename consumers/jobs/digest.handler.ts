@@ -107,8 +107,24 @@ export function createDigestRunner(telegram: TelegramClient | null): JobRunner {
         .orderBy('until', 'desc')
         .limit(1)
         .executeTakeFirst();
+      // A chat never told yet starts where its first failed digest started, else one period back.
+      const firstFailed = last
+        ? undefined
+        : await db
+            .selectFrom('digests')
+            .select('since')
+            .where('job', '=', def.name)
+            .where('chat_id', '=', chatId)
+            .where('status', '=', 'failed')
+            .orderBy('until')
+            .limit(1)
+            .executeTakeFirst();
       const since =
-        last?.until ?? cronOf(def).previousRuns(1, until)[0] ?? new Date(until.getTime() - 24 * 3600_000);
+        existing?.since ??
+        last?.until ??
+        firstFailed?.since ??
+        cronOf(def).previousRuns(1, until)[0] ??
+        new Date(until.getTime() - 24 * 3600_000);
       const id = existing?.id ?? randomUUID();
       if (!existing)
         await db
