@@ -20,6 +20,10 @@ export interface RunnerOptions {
 /** The built-in runner of each kind, wired to this process's configuration. */
 export function defaultRunners(ctx: RoleContext, opts: RunnerOptions): Partial<Record<JobKind, JobRunner>> {
   const { config } = ctx;
+  if (config.DRIVE_BACKUP_FOLDER_ID)
+    ctx.log.warn(
+      'DRIVE_BACKUP_FOLDER_ID is set, but uploading backups to Drive is not built yet: backups stay in BACKUP_DIR only',
+    );
   const telegram =
     opts.telegram !== undefined ? opts.telegram : configuredTelegramClient(config, ctx.log, 'digests are');
   return {

@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pipeline } from 'node:stream/promises';
@@ -209,7 +208,11 @@ export async function createBackup(opts: BackupOptions): Promise<BackupResult> {
   const createdAt = now();
   const target = toolTarget(opts.mysqlUrl);
   const tool = await findTool(['mariadb-dump', 'mysqldump']);
-  const work = await mkdtemp(join(tmpdir(), 'postroom-backup-'));
+  const dir = resolve(opts.dir);
+  await mkdir(dir, { recursive: true });
+  // Work files next to the archives, not in /tmp: the dump holds every attachment, and a small /tmp
+  // (a container's tmpfs) would not take it. The rename at the end stays on one file system.
+  const work = await mkdtemp(join(dir, '.work-'));
   try {
     const facts = await schemaFacts(opts.mysqlUrl);
     const dumpFile = join(work, DUMP_NAME);
@@ -249,8 +252,6 @@ export async function createBackup(opts: BackupOptions): Promise<BackupResult> {
       tool: version,
     };
     await writeFile(join(work, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-    const dir = resolve(opts.dir);
-    await mkdir(dir, { recursive: true });
     const file = join(dir, backupFileName(createdAt));
     const partial = `${file}.partial`;
     await runTar(['-czf', partial, '-C', work, 'manifest.json', DUMP_NAME], 'BACKUP.ARCHIVE_FAILED');
