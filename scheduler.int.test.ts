@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createJobsHandler, type JobRunner } from '../../consumers/jobs/jobs.handler.js';
-import { startConsumer, type RunningConsumer } from '../../infra/broker/consume.js';
-import type { Broker } from '../../infra/broker/connection.js';
-import { startOutboxRelay, type OutboxRelay } from '../../infra/broker/outbox-relay.js';
-import type { Topology } from '../../infra/broker/topology.js';
-import { parseSchedules, type JobDefinition } from '../../infra/schedules/schedules-file.js';
+import { createJobsHandler, type JobRunner } from './consumers/jobs/jobs.handler.js';
+import { startConsumer, type RunningConsumer } from './infra/broker/consume.js';
+import type { Broker } from './infra/broker/connection.js';
+import { startOutboxRelay, type OutboxRelay } from './infra/broker/outbox-relay.js';
+import type { Topology } from './infra/broker/topology.js';
+import { parseSchedules, type JobDefinition } from './infra/schedules/schedules-file.js';
 import {
   deleteTestTopology,
   startTestBroker,
@@ -12,9 +12,9 @@ import {
   testNamespace,
   testTopology,
   waitFor,
-} from '../../test/broker.js';
-import { createTestDatabase, type TestDatabase } from '../../test/db.js';
-import { startScheduler, type Scheduler } from './scheduler.js';
+} from './test/broker.js';
+import { createTestDatabase, type TestDatabase } from './test/db.js';
+import { startScheduler, type Scheduler } from './producers/scheduler/scheduler.js';
 
 /** A clock the test moves by hand, shared by every scheduler of a test. */
 function manualClock(start: string) {
@@ -198,7 +198,7 @@ describe('the scheduler: each due time once, whatever number of schedulers run',
         .where('name', '=', 'flaky')
         .execute();
     });
-    const { recordRun } = await import('../../infra/db/repositories/jobs.repository.js');
+    const { recordRun } = await import('./infra/db/repositories/jobs.repository.js');
     const runId = await t.db.transaction().execute(async (trx) => {
       const id = await recordRun(
         trx,
