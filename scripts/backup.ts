@@ -3,6 +3,7 @@
  * database and its manifest) and prints its path. Safe while Postroom runs.
  */
 import { createBackup } from '../infra/backup/backup.js';
+import type { ToolTls } from '../infra/backup/mysql-tools.js';
 import { loadConfig, loadDotEnv } from '../infra/config.js';
 import { PostroomError } from '../infra/errors.js';
 import { createLogger } from '../infra/logger.js';
@@ -11,7 +12,12 @@ loadDotEnv();
 try {
   const config = loadConfig();
   const log = createLogger(config.LOG_LEVEL);
-  const { file } = await createBackup({ mysqlUrl: config.MYSQL_URL, dir: config.BACKUP_DIR, log });
+  const { file } = await createBackup({
+    mysqlUrl: config.MYSQL_URL,
+    dir: config.BACKUP_DIR,
+    tls: { mode: config.MYSQL_TLS as ToolTls['mode'], caFile: config.MYSQL_TLS_CA },
+    log,
+  });
   process.stdout.write(`${file}\n`);
 } catch (err) {
   process.stderr.write(

@@ -3,6 +3,7 @@
  * (created when missing). Refuses a database that has tables (unless `--force`, which replaces them),
  * a damaged archive, and a backup made by a newer schema. Stop Postroom's processes first.
  */
+import type { ToolTls } from '../infra/backup/mysql-tools.js';
 import { restoreBackup } from '../infra/backup/restore.js';
 import { loadConfig, loadDotEnv } from '../infra/config.js';
 import { PostroomError } from '../infra/errors.js';

@@ -1,5 +1,6 @@
 import { basename } from 'node:path';
 import { createBackup, pruneBackups } from '../../infra/backup/backup.js';
+import type { ToolTls } from '../../infra/backup/mysql-tools.js';
 import type { JobRunner } from './jobs.handler.js';
 
 /** What the backup runner needs. */
@@ -8,6 +9,8 @@ export interface BackupDeps {
   mysqlUrl: string;
   /** `BACKUP_DIR`. */
   dir: string;
+  /** `MYSQL_TLS` and `MYSQL_TLS_CA`. */
+  tls?: ToolTls;
   /** `BACKUP_KEEP`: backups kept in BACKUP_DIR; older ones are deleted after a successful backup. */
   keep: number;
 }
@@ -18,7 +21,7 @@ export interface BackupDeps {
  */
 export function createBackupRunner(deps: BackupDeps): JobRunner {
   return async ({ log }) => {
-    const backup = await createBackup({ mysqlUrl: deps.mysqlUrl, dir: deps.dir, log });
+    const backup = await createBackup({ mysqlUrl: deps.mysqlUrl, dir: deps.dir, tls: deps.tls, log });
     const pruned = await pruneBackups(deps.dir, deps.keep);
     const rows = Object.values(backup.manifest.rowCounts).reduce((a, b) => a + b, 0);
     return {

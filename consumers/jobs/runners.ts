@@ -1,5 +1,6 @@
 import { normalizeHost, type Resolver } from '../../infra/outbound/address-policy.js';
 import type { RoleContext } from '../../infra/roles.js';
+import type { ToolTls } from '../../infra/backup/mysql-tools.js';
 import type { JobKind } from '../../infra/schedules/schedules-file.js';
 import { configuredTelegramClient, type TelegramClient } from '../../infra/telegram/telegram-client.js';
 import { createBackupRunner } from './backup.handler.js';

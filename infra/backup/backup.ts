@@ -6,10 +6,9 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
-import { createConnection } from 'mysql2';
 import { PermanentError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { findTool, stderrTail, toolTarget } from './mysql-tools.js';
+import { findTool, stderrTail, toolTarget, withConnection, type ToolTls } from './mysql-tools.js';
 
 /** Format of `manifest.json`; a restore refuses formats it does not know. */
 export const MANIFEST_FORMAT = 1;
@@ -42,6 +41,8 @@ export interface BackupOptions {
   mysqlUrl: string;
   /** `BACKUP_DIR`: created when missing. */
   dir: string;
+  /** `MYSQL_TLS` and `MYSQL_TLS_CA`. */
+  tls?: ToolTls;
   log?: Logger;
   /** Clock for the archive's name and the manifest (tests). */
   now?: () => Date;
@@ -142,23 +143,23 @@ export async function countDumpRows(file: string): Promise<Record<string, number
 }
 
 /** Tables of the database and the last migration applied. */
-async function schemaFacts(url: string): Promise<{ tables: string[]; lastMigration: string | null }> {
-  const conn = createConnection({ uri: url }).promise();
-  try {
-    const [tables] = await conn.query(
+async function schemaFacts(
+  url: string,
+  tls?: ToolTls,
+): Promise<{ tables: string[]; lastMigration: string | null }> {
+  return withConnection(url, tls, async (query) => {
+    const tables = await query(
       'SELECT table_name AS name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_type = ?',
       ['BASE TABLE'],
     );
-    const names = (tables as { name: string }[]).map((t) => t.name).sort();
+    const names = tables.map((t) => String(t['name'])).sort();
     let lastMigration: string | null = null;
     if (names.includes(MIGRATIONS_TABLE)) {
-      const [rows] = await conn.query(`SELECT name FROM \`${MIGRATIONS_TABLE}\` ORDER BY name DESC LIMIT 1`);
-      lastMigration = (rows as { name: string }[])[0]?.name ?? null;
+      const rows = await query(`SELECT name FROM \`${MIGRATIONS_TABLE}\` ORDER BY name DESC LIMIT 1`);
+      lastMigration = rows[0] ? String(rows[0]['name']) : null;
     }
     return { tables: names, lastMigration };
-  } finally {
-    await conn.end().catch(() => undefined);
-  }
+  });
 }
 
 /** Runs a tool writing its standard output to `out`, hashing it on the way. */
@@ -206,7 +207,7 @@ export async function runTar(args: string[], code: string): Promise<void> {
 export async function createBackup(opts: BackupOptions): Promise<BackupResult> {
   const now = opts.now ?? (() => new Date());
   const createdAt = now();
-  const target = toolTarget(opts.mysqlUrl);
+  const target = toolTarget(opts.mysqlUrl, opts.tls);
   const tool = await findTool(['mariadb-dump', 'mysqldump']);
   const dir = resolve(opts.dir);
   await mkdir(dir, { recursive: true });
@@ -214,7 +215,7 @@ export async function createBackup(opts: BackupOptions): Promise<BackupResult> {
   // (a container's tmpfs) would not take it. The rename at the end stays on one file system.
   const work = await mkdtemp(join(dir, '.work-'));
   try {
-    const facts = await schemaFacts(opts.mysqlUrl);
+    const facts = await schemaFacts(opts.mysqlUrl, opts.tls);
     const dumpFile = join(work, DUMP_NAME);
     const args = [
       ...target.args,

@@ -6,13 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Kysely } from 'kysely';
-import { createConnection } from 'mysql2';
 import { ensureDatabase, migrateToLatest, openDatabase } from '../db/database.js';
 import { migrations } from '../db/migrations/index.js';
 import { PermanentError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { DUMP_NAME, MANIFEST_FORMAT, runTar, type BackupManifest } from './backup.js';
-import { findTool, stderrTail, toolTarget } from './mysql-tools.js';
+import { findTool, mysqlTlsOf, stderrTail, toolTarget, withConnection, type ToolTls } from './mysql-tools.js';
 
 /** Options of `restoreBackup`. */
 export interface RestoreOptions {
@@ -22,6 +21,8 @@ export interface RestoreOptions {
   mysqlUrl: string;
   /** Restore into a database that already has tables (they are dropped first). */
   force?: boolean;
+  /** `MYSQL_TLS` and `MYSQL_TLS_CA`. */
+  tls?: ToolTls;
   log?: Logger;
 }
 
@@ -63,42 +64,30 @@ async function sha256File(file: string): Promise<string> {
 }
 
 /** Tables of a database. */
-async function tablesOf(url: string): Promise<string[]> {
-  const conn = createConnection({ uri: url }).promise();
-  try {
-    const [rows] = await conn.query(
-      'SELECT table_name AS name FROM information_schema.tables WHERE table_schema = DATABASE()',
-    );
-    return (rows as { name: string }[]).map((r) => r.name);
-  } finally {
-    await conn.end().catch(() => undefined);
-  }
+function tablesOf(url: string, tls?: ToolTls): Promise<string[]> {
+  return withConnection(url, tls, async (query) =>
+    (
+      await query('SELECT table_name AS name FROM information_schema.tables WHERE table_schema = DATABASE()')
+    ).map((r) => String(r['name'])),
+  );
 }
 
 /** Drops every table of the database (for `--force`). */
-async function dropTables(url: string, tables: readonly string[]): Promise<void> {
-  const conn = createConnection({ uri: url }).promise();
-  try {
-    await conn.query('SET FOREIGN_KEY_CHECKS = 0');
-    for (const t of tables) await conn.query(`DROP TABLE IF EXISTS \`${t.replace(/`/g, '``')}\``);
-  } finally {
-    await conn.end().catch(() => undefined);
-  }
+function dropTables(url: string, tables: readonly string[], tls?: ToolTls): Promise<void> {
+  return withConnection(url, tls, async (query) => {
+    await query('SET FOREIGN_KEY_CHECKS = 0');
+    for (const t of tables) await query(`DROP TABLE IF EXISTS \`${t.replace(/`/g, '``')}\``);
+  });
 }
 
 /** Row counts of the given tables. */
-async function countRows(url: string, tables: readonly string[]): Promise<Record<string, number>> {
-  const conn = createConnection({ uri: url }).promise();
-  try {
+function countRows(url: string, tables: readonly string[], tls?: ToolTls): Promise<Record<string, number>> {
+  return withConnection(url, tls, async (query) => {
     const out: Record<string, number> = {};
-    for (const t of tables) {
-      const [rows] = await conn.query(`SELECT COUNT(*) AS n FROM \`${t.replace(/`/g, '``')}\``);
-      out[t] = Number((rows as { n: unknown }[])[0]?.n ?? 0);
-    }
+    for (const t of tables)
+      out[t] = Number((await query(`SELECT COUNT(*) AS n FROM \`${t.replace(/`/g, '``')}\``))[0]?.['n'] ?? 0);
     return out;
-  } finally {
-    await conn.end().catch(() => undefined);
-  }
+  });
 }
 
 /**
@@ -128,8 +117,8 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
         `The backup was made by a newer schema (last migration ${manifest.lastMigration}, Postroom ${manifest.version}); this Postroom knows up to ${known.at(-1) ?? 'none'}: restore it with that version or newer`,
       );
 
-    await ensureDatabase(opts.mysqlUrl);
-    const existing = await tablesOf(opts.mysqlUrl);
+    await ensureDatabase(opts.mysqlUrl, mysqlTlsOf(opts.tls));
+    const existing = await tablesOf(opts.mysqlUrl, opts.tls);
     if (existing.length > 0) {
       if (!opts.force)
         throw new PermanentError(
@@ -140,10 +129,10 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
         { tables: existing.length },
         'restore: --force: dropping the tables of the target database',
       );
-      await dropTables(opts.mysqlUrl, existing);
+      await dropTables(opts.mysqlUrl, existing, opts.tls);
     }
 
-    const target = toolTarget(opts.mysqlUrl);
+    const target = toolTarget(opts.mysqlUrl, opts.tls);
     const tool = await findTool(['mariadb', 'mysql']);
     opts.log?.info({ database: target.database, createdAt: manifest.createdAt }, 'restore: loading the dump');
     const child = spawn(tool, [...target.args, '--default-character-set=utf8mb4', target.database], {
@@ -160,14 +149,14 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
     if (code !== 0)
       throw new PermanentError('BACKUP.RESTORE_FAILED', `${tool} exited with ${code}: ${tail()}`);
 
-    const counts = await countRows(opts.mysqlUrl, Object.keys(manifest.rowCounts));
+    const counts = await countRows(opts.mysqlUrl, Object.keys(manifest.rowCounts), opts.tls);
     const wrong = Object.entries(manifest.rowCounts).filter(([t, n]) => counts[t] !== n);
     if (wrong.length > 0)
       throw new PermanentError(
         'BACKUP.RESTORE_INCOMPLETE',
         `Row counts differ from the manifest: ${wrong.map(([t, n]) => `${t} ${counts[t]} of ${n}`).join(', ')}`,
       );
-    const handle = openDatabase(opts.mysqlUrl, { connectionLimit: 2 });
+    const handle = openDatabase(opts.mysqlUrl, { connectionLimit: 2, tls: mysqlTlsOf(opts.tls) });
     try {
       const result = await migrateToLatest(handle.db as unknown as Kysely<unknown>, opts.log);
       const migrated = (result.results ?? [])
