@@ -29,7 +29,7 @@ export async function startJobs(ctx: RoleContext, opts: JobsRoleOptions = {}): P
   );
   const def = createJobsHandler({
     jobs: new Map(jobs.map((j) => [j.name, j])),
-    runners: { ...defaultRunners(ctx, opts), ...opts.runners },
+    runners: { ...(await defaultRunners(ctx, opts)), ...opts.runners },
     now: opts.now,
   });
   const consumer = await startConsumer(def, ctx);

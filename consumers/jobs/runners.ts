@@ -1,3 +1,4 @@
+import { createFileStore } from '../../infra/drive/drive-client.js';
 import { normalizeHost, type Resolver } from '../../infra/outbound/address-policy.js';
 import type { RoleContext } from '../../infra/roles.js';
 import type { ToolTls } from '../../infra/backup/mysql-tools.js';
@@ -19,12 +20,22 @@ export interface RunnerOptions {
 }
 
 /** The built-in runner of each kind, wired to this process's configuration. */
-export function defaultRunners(ctx: RoleContext, opts: RunnerOptions): Partial<Record<JobKind, JobRunner>> {
+export async function defaultRunners(
+  ctx: RoleContext,
+  opts: RunnerOptions,
+): Promise<Partial<Record<JobKind, JobRunner>>> {
   const { config } = ctx;
-  if (config.DRIVE_BACKUP_FOLDER_ID)
+  if (config.DRIVE_BACKUP_FOLDER_ID && config.driveMode === 'local')
     ctx.log.warn(
-      'DRIVE_BACKUP_FOLDER_ID is set, but uploading backups to Drive is not built yet: backups stay in BACKUP_DIR only',
+      'DRIVE_BACKUP_FOLDER_ID is set but no Google credentials are: backups stay in BACKUP_DIR only',
     );
+  const drive =
+    config.DRIVE_BACKUP_FOLDER_ID && config.driveMode !== 'local'
+      ? {
+          store: await createFileStore({ config, db: ctx.db, log: ctx.log }),
+          folderId: config.DRIVE_BACKUP_FOLDER_ID,
+        }
+      : null;
   const telegram =
     opts.telegram !== undefined ? opts.telegram : configuredTelegramClient(config, ctx.log, 'digests are');
   return {
