@@ -124,7 +124,7 @@ describe('status API: authentication, rate limits and CORS', () => {
     expect(routes.length).toBe(8);
     for (const [route, ops] of routes)
       for (const method of Object.keys(ops)) {
-        const path = route.replace('{id}', randomUUID());
+        const path = route.replace('{id}', randomUUID()).replace('{name}', 'nightly');
         for (const token of [null, 'nope']) {
           const r = await call(open, path, { method: method.toUpperCase(), token });
           expect(r.status, `${method} ${path} ${token}`).toBe(401);
