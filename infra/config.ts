@@ -213,7 +213,7 @@ export const ConfigSchema = Type.Object(
       minimum: 1,
       maximum: 1000,
       description:
-        'Backups the backup job keeps in BACKUP_DIR and in DRIVE_BACKUP_FOLDER_ID; older ones are deleted',
+        'Backups the backup job keeps in BACKUP_DIR; older ones are deleted after each new one (copies on Drive are not)',
     }),
     DRIVE_BACKUP_FOLDER_ID: optionalString(
       'With Drive configured, each scheduled backup is uploaded to this folder too',

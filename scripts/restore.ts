@@ -23,6 +23,7 @@ try {
   const { manifest, migrated } = await restoreBackup({
     file: files[0]!,
     mysqlUrl: config.MYSQL_URL,
+    tls: { mode: config.MYSQL_TLS as ToolTls['mode'], caFile: config.MYSQL_TLS_CA },
     force,
     log,
   });

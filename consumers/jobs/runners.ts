@@ -50,6 +50,8 @@ export async function defaultRunners(
       mysqlUrl: config.MYSQL_URL,
       dir: config.BACKUP_DIR,
       keep: config.BACKUP_KEEP,
+      tls: { mode: config.MYSQL_TLS as ToolTls['mode'], caFile: config.MYSQL_TLS_CA },
+      drive,
     }),
   };
 }
