@@ -202,7 +202,7 @@ export const ConfigSchema = Type.Object(
       description:
         'Conversions one convert process runs at once with CONVERTER=local (each soffice takes 150-300 MB); Gotenberg always gets one at a time',
     }),
-    SCHEDULES_FILE: optionalString('JSON file of scheduled jobs (poll, digest, backup, retention)'),
+    SCHEDULES_FILE: optionalString('JSON file of scheduled jobs (poll, digest, backup)'),
     BACKUP_DIR: Type.String({
       default: './data/backups',
       minLength: 1,

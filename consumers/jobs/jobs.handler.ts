@@ -3,6 +3,7 @@ import type { EventOf, EventType } from '../../contracts/index.js';
 import type { ConsumerDefinition, Emit } from '../../infra/broker/handler.js';
 import type { Database, Db } from '../../infra/db/database.js';
 import { finishRun, heartbeatRun, startRun } from '../../infra/db/repositories/jobs.repository.js';
+import { errorTracker } from '../../infra/error-tracking.js';
 import { describeError } from '../../infra/errors.js';
 import type { Logger } from '../../infra/logger.js';
 import type { JobDefinition, JobKind } from '../../infra/schedules/schedules-file.js';
@@ -111,6 +112,7 @@ export function createJobsHandler(deps: JobsHandlerDeps): ConsumerDefinition<'sc
         outcome = 'failed';
         result = { detail: describeError(err) };
         log.warn({ err }, 'job failed; it runs again at its next due time');
+        errorTracker().jobFailed({ job, kind: def?.kind ?? event.data.kind, error: err });
       } finally {
         clearInterval(heartbeat);
       }
@@ -123,6 +125,14 @@ export function createJobsHandler(deps: JobsHandlerDeps): ConsumerDefinition<'sc
       if (outcome === 'failed') jobFailuresTotal.inc({ job });
       jobDurationSeconds.observe({ job }, Math.max(0, seconds));
       if (outcome === 'succeeded') log.info({ detail: result.detail, seconds }, 'job succeeded');
+      else if (result.outcome === 'failed') {
+        log.warn({ detail: result.detail }, 'job failed; it runs again at its next due time');
+        errorTracker().jobFailed({
+          job,
+          kind: def?.kind ?? event.data.kind,
+          error: new Error(result.detail),
+        });
+      }
     },
   };
 }

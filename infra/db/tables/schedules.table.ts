@@ -6,7 +6,7 @@
 export interface SchedulesTable {
   /** Job name from SCHEDULES_FILE. */
   name: string;
-  /** `poll`, `digest`, `backup` or `retention`. */
+  /** `poll`, `digest` or `backup`. */
   kind: string;
   /** Cron expression as written. */
   schedule: string;
