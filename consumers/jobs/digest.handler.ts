@@ -1,10 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db } from '../../infra/db/database.js';
-import {
-  listSubscribedChatIds,
-  unsubscribeBlockedChat,
-} from '../../infra/db/repositories/telegram.repository.js';
+import { unsubscribeBlockedChat } from '../../infra/db/repositories/telegram.repository.js';
 import { describeError, PermanentError, PostroomError } from '../../infra/errors.js';
 import { cronOf } from '../../infra/schedules/schedules-file.js';
 import { escapeHtml } from '../../infra/telegram/html.js';
@@ -87,7 +84,14 @@ export function createDigestRunner(telegram: TelegramClient | null): JobRunner {
     if (!telegram)
       throw new PermanentError('JOB.NO_TELEGRAM', 'TELEGRAM_BOT_TOKEN is not set: no digest can be sent');
     const until = dueAt ?? startedAt;
-    const chats = await listSubscribedChatIds(db);
+    const chats = (
+      await db
+        .selectFrom('telegram_chats')
+        .select('chat_id')
+        .where('subscribed', '=', 1)
+        .orderBy('chat_id')
+        .execute()
+    ).map((r) => r.chat_id);
     let sent = 0;
     const failures: string[] = [];
     for (const chatId of chats) {
