@@ -16,7 +16,8 @@
 # Stages: `build` compiles TypeScript with every dependency; `deps` installs production dependencies
 # only; `runtime` gets the compiled code and those dependencies, nothing else (no compiler, no npm cache,
 # no sources, no tests). sharp ships its libvips in a registry package for glibc, so bookworm-slim needs
-# no system libraries and nothing is compiled.
+# no system libraries and nothing is compiled. The runtime stage adds Debian's mariadb-client
+# (mariadb-dump and mariadb) for `npm run backup`, `npm run restore` and the scheduler's backup job.
 
 # Node 24 LTS on Debian 12 (glibc). Why 24 and not 26: Node 20 is past its end of life; 24 gets
 # security fixes until April 2028, longer than this image's releases live, and as a maintenance line it
@@ -74,16 +75,21 @@ LABEL org.opencontainers.image.title="postroom" \
 ENV NODE_ENV=production \
     ROLES=all \
     HTTP_PORT=8080 \
-    STORAGE_DIR=/app/data/drive
+    STORAGE_DIR=/app/data/drive \
+    BACKUP_DIR=/app/data/backups
 WORKDIR /app
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends mariadb-client \
+ && rm -rf /var/lib/apt/lists/*
 # Code and dependencies stay owned by root: the app user can read them, never change them.
 # package.json is needed at run time: its "type": "module" makes dist/*.js ES modules.
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 # The only directories the app writes besides /tmp: local filing (STORAGE_DIR) when there are no Google
-# credentials, and the drop folder (INBOX_DIR). A named volume mounted here starts with this ownership.
-RUN mkdir -p /app/data/drive /app/data/inbox && chown -R 1000:1000 /app/data
+# credentials, the drop folder (INBOX_DIR) and backups (BACKUP_DIR). A named volume mounted here starts
+# with this ownership.
+RUN mkdir -p /app/data/drive /app/data/inbox /app/data/backups && chown -R 1000:1000 /app/data
 # `node` (uid 1000) from the base image; numeric, so Kubernetes' runAsNonRoot can verify it.
 USER 1000:1000
 EXPOSE 8080

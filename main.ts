@@ -74,6 +74,15 @@ const ROLE_STARTERS: Record<Role, RoleStarter> = {
     }
     return (await import('./consumers/conversion/index.js')).startConversion(ctx);
   },
+  scheduler: async (ctx) => {
+    const [{ startSchedulerRole }, { startJobs }] = await Promise.all([
+      import('./producers/scheduler/index.js'),
+      import('./consumers/jobs/index.js'),
+    ]);
+    // The consumer first: a due time claimed at once finds its queue being read.
+    const jobs = await startJobs(ctx);
+    return combineRoles(jobs, await startSchedulerRole(ctx));
+  },
 };
 
 /** The consumer queues this process declares: the main path always, the optional ones when it runs them configured. */
@@ -86,6 +95,7 @@ export function declaredConsumers(config: Config): ConsumerName[] {
   // Declared by every process that knows a converter is configured (as analysis marks conversions
   // pending then), so the documents wait in RabbitMQ until a convert process takes them.
   if (config.converter !== 'off') names.push('conversion');
+  if (has('scheduler') && config.SCHEDULES_FILE) names.push('jobs');
   return names;
 }
 
@@ -216,7 +226,15 @@ export async function startPostroom(config: Config, opts: StartOptions = {}): Pr
   const relay = startOutboxRelay({ broker, db: database.db, log });
   const ctx: RoleContext = { config, log, db: database.db, pool: database.pool, broker, blobs };
 
-  const consumerRoles: Role[] = ['analysis', 'drive', 'outbound', 'notify', 'telegram', 'convert'];
+  const consumerRoles: Role[] = [
+    'analysis',
+    'drive',
+    'outbound',
+    'notify',
+    'telegram',
+    'convert',
+    'scheduler',
+  ];
   const collector = config.roles.some((r) => consumerRoles.includes(r))
     ? await startDeadLetterCollector(ctx)
     : null;

@@ -1,3 +1,4 @@
+import { ApiPolledV1 } from './api-polled.v1.js';
 import { AttachmentAnalyzedV1 } from './attachment-analyzed.v1.js';
 import { AttachmentConvertedV1 } from './attachment-converted.v1.js';
 import { AttachmentStoredV1 } from './attachment-stored.v1.js';
@@ -7,6 +8,7 @@ import { EmailReceivedV1 } from './email-received.v1.js';
 import type { EventContract } from './envelope.js';
 import { NotificationSentV1 } from './notification-sent.v1.js';
 import { OutboundCompletedV1 } from './outbound-completed.v1.js';
+import { ScheduleFiredV1 } from './schedule-fired.v1.js';
 import { TelegramUpdateV1 } from './telegram-update.v1.js';
 
 export * from './envelope.js';
@@ -19,6 +21,8 @@ export * from './email-processed.v1.js';
 export * from './telegram-update.v1.js';
 export * from './outbound-completed.v1.js';
 export * from './notification-sent.v1.js';
+export * from './schedule-fired.v1.js';
+export * from './api-polled.v1.js';
 
 /** Every event Postroom publishes, by type. */
 export const contracts = {
@@ -31,6 +35,8 @@ export const contracts = {
   'telegram.update': TelegramUpdateV1,
   'outbound.completed': OutboundCompletedV1,
   'notification.sent': NotificationSentV1,
+  'schedule.fired': ScheduleFiredV1,
+  'api.polled': ApiPolledV1,
 } as const satisfies Record<string, EventContract>;
 
 /** Every event type name. */

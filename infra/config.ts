@@ -15,6 +15,7 @@ export const ALL_ROLES = [
   'notify',
   'api',
   'convert',
+  'scheduler',
 ] as const;
 /** One role name. */
 export type Role = (typeof ALL_ROLES)[number];
@@ -30,7 +31,7 @@ export const ConfigSchema = Type.Object(
     ROLES: Type.String({
       default: 'all',
       description:
-        'Comma list of roles to run in this process: imap,inbox,telegram,analysis,drive,outbound,notify,api,convert, or all',
+        'Comma list of roles to run in this process: imap,inbox,telegram,analysis,drive,outbound,notify,api,convert,scheduler, or all',
     }),
     AMQP_URL: Type.String({
       default: 'amqp://guest:guest@127.0.0.1:5672',
@@ -227,6 +228,22 @@ export const ConfigSchema = Type.Object(
       description:
         'Conversions one convert process runs at once with CONVERTER=local (each soffice takes 150-300 MB); Gotenberg always gets one at a time',
     }),
+    SCHEDULES_FILE: optionalString('JSON file of scheduled jobs (poll, digest, backup)'),
+    BACKUP_DIR: Type.String({
+      default: './data/backups',
+      minLength: 1,
+      description: 'Where backups are written (npm run backup and the backup job)',
+    }),
+    BACKUP_KEEP: Type.Integer({
+      default: 14,
+      minimum: 1,
+      maximum: 1000,
+      description:
+        'Backups the backup job keeps in BACKUP_DIR; older ones are deleted after each new one (copies on Drive are not)',
+    }),
+    DRIVE_BACKUP_FOLDER_ID: optionalString(
+      'With Drive configured, each scheduled backup is uploaded to this folder too',
+    ),
     LOG_LEVEL: Type.Union(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
       { default: 'info', description: 'pino log level' },
@@ -343,6 +360,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push(`GOOGLE_APPLICATION_CREDENTIALS: file not found (${raw.GOOGLE_APPLICATION_CREDENTIALS})`);
   if (raw.HOOKS_FILE && !existsSync(raw.HOOKS_FILE))
     problems.push(`HOOKS_FILE: file not found (${raw.HOOKS_FILE})`);
+  if (raw.SCHEDULES_FILE && !existsSync(raw.SCHEDULES_FILE))
+    problems.push(`SCHEDULES_FILE: file not found (${raw.SCHEDULES_FILE})`);
   if (raw.IMAP_AFTER === 'move:') problems.push('IMAP_AFTER: move: needs a folder name');
   if (raw.MYSQL_TLS_CA && !existsSync(raw.MYSQL_TLS_CA))
     problems.push(`MYSQL_TLS_CA: file not found (${raw.MYSQL_TLS_CA})`);

@@ -1,7 +1,7 @@
 import dc from 'node:diagnostics_channel';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startHookTarget, verifySignature, type HookTarget } from '../../test/hook-target.js';
-import { normalizeHost, type Resolver } from './address-policy.js';
+import { normalizeHost, type Resolver } from '../../infra/outbound/address-policy.js';
 import { attemptHookCall, type HookClientOptions } from './hook-client.js';
 import type { Hook } from './hooks-file.js';
 
@@ -17,6 +17,7 @@ const hook = (url: string, extra: Partial<Hook> = {}): Hook => ({
   secret: null,
   timeoutMs: 2_000,
   maxRetryHours: 24,
+  when: null,
   ...extra,
 });
 

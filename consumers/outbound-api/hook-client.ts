@@ -1,9 +1,9 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import type { LookupAddress, LookupOptions } from 'node:dns';
 import got, { RequestError, type Headers } from 'got';
 import { describeError, PostroomError } from '../../infra/errors.js';
-import { resolveTarget, type Resolver } from './address-policy.js';
+import { resolveTarget, type Resolver } from '../../infra/outbound/address-policy.js';
+import { pinnedLookup } from '../../infra/outbound/pinned-lookup.js';
 import type { Hook } from './hooks-file.js';
 import { parseRetryAfter, signatureHeader } from './signing.js';
 
@@ -58,28 +58,6 @@ export function safeUrl(url: string): string {
   } catch {
     return '<invalid url>';
   }
-}
-
-/**
- * A `dns.lookup` stand-in that answers with the address already checked, whatever it is asked: the
- * connection goes where the policy looked, with no second lookup a rebinding DNS could answer
- * differently. Node 20 asks with `{ all: true }` (happy eyeballs), so both forms are served.
- */
-function pinnedLookup(address: string, family: 4 | 6) {
-  return (
-    _hostname: string,
-    options: LookupOptions | ((...args: never[]) => void),
-    callback?: (
-      err: NodeJS.ErrnoException | null,
-      address: string | LookupAddress[],
-      family?: number,
-    ) => void,
-  ): void => {
-    const cb = (typeof options === 'function' ? options : callback) as NonNullable<typeof callback>;
-    const all = typeof options === 'object' && options.all === true;
-    if (all) cb(null, [{ address, family }]);
-    else cb(null, address, family);
-  };
 }
 
 const textOf = (body: Buffer) =>

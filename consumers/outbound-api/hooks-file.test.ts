@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../infra/errors.js';
-import { loadHooksFile, parseHooks } from './hooks-file.js';
+import { hookMatches, loadHooksFile, parseHooks } from './hooks-file.js';
 
 const problemsOf = (content: unknown): string[] => {
   try {
@@ -39,6 +39,7 @@ describe('HOOKS_FILE', () => {
       secret: 'shared-secret',
       timeoutMs: 10000,
       maxRetryHours: 6,
+      when: null,
     });
     expect(hooks[1]).toMatchObject({
       method: 'POST',
@@ -48,6 +49,17 @@ describe('HOOKS_FILE', () => {
       maxRetryHours: 24,
     });
     expect(Object.isFrozen(hooks[1])).toBe(true);
+  });
+
+  it('calls a hook with `when` only for events whose data has those values', () => {
+    const [hook] = parseHooks([
+      { name: 'changed', url: 'https://x.example/', events: ['api.polled'], when: { changed: true } },
+    ]);
+    expect(hookMatches(hook!, { changed: true, job: 'rates' })).toBe(true);
+    expect(hookMatches(hook!, { changed: false, job: 'rates' })).toBe(false);
+    expect(
+      problemsOf([{ name: 'w', url: 'https://x.example/', events: ['api.polled'], when: { changed: [1] } }]),
+    ).toEqual(expect.arrayContaining([expect.stringMatching(/^HOOKS_FILE\[0\]\.when\.changed: /)]));
   });
 
   it('names every problem with its place, and never shows a secret or header value', () => {

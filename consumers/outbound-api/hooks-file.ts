@@ -73,6 +73,12 @@ export const HookEntrySchema = Type.Object(
           'How long 5xx, 429 and network errors are retried, from the first attempt, before the call fails and its message is parked (default 24)',
       }),
     ),
+    when: Type.Optional(
+      Type.Record(Type.String({ minLength: 1 }), Type.Union([Type.String(), Type.Number(), Type.Boolean()]), {
+        description:
+          'Only events whose data has these values: { "changed": true } calls on api.polled only when the answer changed',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -99,6 +105,15 @@ export interface Hook {
   readonly timeoutMs: number;
   /** Hours a retryable failure is retried, from the first attempt of the call. */
   readonly maxRetryHours: number;
+  /** Fields of the event's `data` that must have these values for the call to be made; null: every event. */
+  readonly when: Readonly<Record<string, string | number | boolean>> | null;
+}
+
+/** True when the event's data has every value the hook's `when` asks for. */
+export function hookMatches(hook: Pick<Hook, 'when'>, data: unknown): boolean {
+  if (!hook.when) return true;
+  const d = (data ?? {}) as Record<string, unknown>;
+  return Object.entries(hook.when).every(([k, v]) => d[k] === v);
 }
 
 const validate = new Ajv({ allErrors: true, strict: true }).compile<HookEntry[]>(HooksFileSchema);
@@ -202,6 +217,7 @@ export function parseHooks(content: unknown): readonly Hook[] {
         secret: h.secret ?? null,
         timeoutMs: h.timeoutMs ?? HOOK_TIMEOUT_MS.default,
         maxRetryHours: h.maxRetryHours ?? HOOK_MAX_RETRY_HOURS.default,
+        when: h.when ? Object.freeze({ ...h.when }) : null,
       }),
     ),
   );

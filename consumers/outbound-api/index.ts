@@ -1,7 +1,7 @@
 import { startConsumer } from '../../infra/broker/consume.js';
 import { registerHooks } from '../../infra/db/repositories/follow-ups.repository.js';
 import type { RoleContext, RoleHandle } from '../../infra/roles.js';
-import { normalizeHost, type Resolver } from './address-policy.js';
+import { normalizeHost, type Resolver } from '../../infra/outbound/address-policy.js';
 import { CircuitBreakers, type CircuitBreakerOptions } from './circuit-breaker.js';
 import { safeUrl } from './hook-client.js';
 import { loadHooksFile } from './hooks-file.js';

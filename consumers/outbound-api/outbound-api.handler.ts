@@ -14,7 +14,7 @@ import { appendTimeline } from '../../infra/db/repositories/timeline.repository.
 import { DeferredError, PermanentError, RetryableError } from '../../infra/errors.js';
 import type { CircuitBreakers } from './circuit-breaker.js';
 import { attemptHookCall, type AttemptResult, type HookClientOptions } from './hook-client.js';
-import { HOOKABLE_EVENTS, type Hook } from './hooks-file.js';
+import { HOOKABLE_EVENTS, hookMatches, type Hook } from './hooks-file.js';
 import { outboundAttemptSeconds, outboundAttemptsTotal, outboundDeferredTotal } from './outbound-metrics.js';
 import { idempotencyKey } from './signing.js';
 
@@ -194,7 +194,7 @@ export function createOutboundApiHandler(deps: OutboundApiDeps): ConsumerDefinit
     waitsOut: (err) =>
       err instanceof RetryableError && (err.code === 'OUTBOUND.RETRY' || err.code === 'OUTBOUND.DEFERRED'),
     async handle(event, ctx) {
-      const hooks = byType.get(event.type) ?? [];
+      const hooks = (byType.get(event.type) ?? []).filter((h) => hookMatches(h, event.data));
       if (hooks.length === 0) return;
       const emailId = emailIdOf(event);
       await insertPendingCalls(

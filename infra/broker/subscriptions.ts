@@ -27,7 +27,10 @@ export const SUBSCRIPTIONS = {
     'email.processed',
     'telegram.update',
     'notification.sent',
+    'api.polled',
   ],
+  /** Runs scheduled jobs (poll, digest, backup) when their due time is claimed. */
+  jobs: ['schedule.fired'],
   /** Answers Telegram commands and takes in files sent to the bot. */
   'telegram-bot': ['telegram.update'],
   /** Tells subscribed Telegram chats about processed emails. */

@@ -73,7 +73,7 @@ export function mysqlTlsHint(err: unknown, mode: MysqlTls['mode']): string | nul
 }
 
 /** Creates the database named in the URL when it does not exist yet (utf8mb4, on MySQL 8 and MariaDB). */
-async function ensureDatabase(url: string, tls?: MysqlTls): Promise<void> {
+export async function ensureDatabase(url: string, tls?: MysqlTls): Promise<void> {
   const { database, serverUrl } = parseMysqlUrl(url);
   const conn = createConnection({ uri: serverUrl, ssl: sslOptions(tls), connectTimeout: 5_000 }).promise();
   try {

@@ -109,6 +109,7 @@ export function buildOpenApi(
       { name: 'stats', description: 'Counts, queue depths and ages' },
       { name: 'dead-letters', description: 'Parked messages and their replay' },
       { name: 'console', description: 'The operator console: HTML pages behind a session cookie' },
+      { name: 'jobs', description: 'Scheduled jobs, their runs, and running one now' },
     ],
     components: {
       securitySchemes: {

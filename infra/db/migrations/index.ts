@@ -6,6 +6,7 @@ import * as telegram from './20261126T1410-telegram.js';
 import * as conversion from './20261203T0800-conversion.js';
 import * as honestDone from './20261203T0800-honest-done.js';
 import * as filesBack from './20261203T0810-files-back.js';
+import * as scheduler from './20261203T0930-scheduler.js';
 
 /**
  * Every migration, by name; names start with a UTC timestamp so they sort in the order they were
@@ -19,4 +20,5 @@ export const migrations: Record<string, Migration> = {
   '20261203T0800-conversion': conversion,
   '20261203T0800-honest-done': honestDone,
   '20261203T0810-files-back': filesBack,
+  '20261203T0930-scheduler': scheduler,
 };

@@ -8,6 +8,7 @@ import type { ImapCheckpointsTable } from './imap-checkpoints.table.js';
 import type { InboxTable } from './inbox.table.js';
 import type { CallAttemptsTable, CallsTable } from './outbound.table.js';
 import type { OutboxTable } from './outbox.table.js';
+import type { DigestsTable, JobRunsTable, PollsTable, SchedulesTable } from './schedules.table.js';
 import type {
   NotificationsTable,
   TelegramChatsTable,
@@ -36,4 +37,8 @@ export interface Database {
   telegram_updates: TelegramUpdatesTable;
   telegram_file_sends: TelegramFileSendsTable;
   drive_intake_state: DriveIntakeStateTable;
+  schedules: SchedulesTable;
+  job_runs: JobRunsTable;
+  polls: PollsTable;
+  digests: DigestsTable;
 }

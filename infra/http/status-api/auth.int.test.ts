@@ -121,10 +121,10 @@ describe('status API: authentication, rate limits and CORS', () => {
   it('answers 401 JSON with a Bearer challenge to every API route without a valid token', async () => {
     const d = (await call(open, '/openapi.json')).body as { paths: Record<string, Record<string, unknown>> };
     const routes = Object.entries(d.paths).filter(([p]) => p.startsWith('/api/'));
-    expect(routes.length).toBe(9);
+    expect(routes.length).toBe(11);
     for (const [route, ops] of routes)
       for (const method of Object.keys(ops)) {
-        const path = route.replace('{id}', randomUUID());
+        const path = route.replace('{id}', randomUUID()).replace('{name}', 'nightly');
         for (const token of [null, 'nope']) {
           const r = await call(open, path, { method: method.toUpperCase(), token });
           expect(r.status, `${method} ${path} ${token}`).toBe(401);

@@ -12,7 +12,10 @@ import { attachmentRoutes } from './attachments.routes.js';
 import { contentRoutes } from './content.routes.js';
 import { lazyFileStore } from '../../drive/drive-client.js';
 import { emailRoutes } from './emails.routes.js';
+import { jobComponentSchemas } from './jobs.schemas.js';
+import { jobRoutes, jobsApiPaths } from './jobs.routes.js';
 import { statusApiPaths } from './openapi-paths.js';
+import { openApiParameters } from './validate.js';
 import { API_BASE } from './present.js';
 import { createQueueDepthReader } from './queue-depths.js';
 import { RateLimiter } from './rate-limit.js';
@@ -88,6 +91,7 @@ export function createStatusRouter(deps: StatusApiDeps, opts: StatusRouterOption
   router.use(contentRoutes(deps));
   router.use(statsRoutes(deps));
   router.use(deadLetterRoutes(deps));
+  router.use(jobRoutes(deps));
   router.use(unavailable);
   return router;
 }
@@ -159,7 +163,10 @@ export async function startStatusApi(ctx: RoleContext): Promise<RoleHandle> {
       { path: CONSOLE_BASE, router: consoleRouter },
       { path: '/', router: rootRedirect() },
     ],
-    openapi: { paths: { ...statusApiPaths, ...consolePaths }, schemas: componentSchemas },
+    openapi: {
+      paths: { ...statusApiPaths, ...jobsApiPaths(openApiParameters), ...consolePaths },
+      schemas: { ...componentSchemas, ...jobComponentSchemas },
+    },
     async stop() {
       limiter?.stop();
       unserveMetrics();

@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP, isIPv4 } from 'node:net';
-import { PermanentError, RetryableError } from '../../infra/errors.js';
+import { PermanentError, RetryableError } from '../errors.js';
 
 /** Resolves a host name to every address it has (the system resolver by default; tests inject theirs). */
 export type Resolver = (hostname: string) => Promise<readonly { address: string; family: number }[]>;

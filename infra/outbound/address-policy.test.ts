@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PermanentError, RetryableError } from '../../infra/errors.js';
+import { PermanentError, RetryableError } from '../errors.js';
 import {
   blockedReason,
   embeddedIpv4,
