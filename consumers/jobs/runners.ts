@@ -1,4 +1,4 @@
-import { createFileStore } from '../../infra/drive/drive-client.js';
+import { createFileStore, lazyFileStore } from '../../infra/drive/drive-client.js';
 import { normalizeHost, type Resolver } from '../../infra/outbound/address-policy.js';
 import type { RoleContext } from '../../infra/roles.js';
 import type { ToolTls } from '../../infra/backup/mysql-tools.js';
@@ -8,6 +8,7 @@ import { createBackupRunner } from './backup.handler.js';
 import { createDigestRunner } from './digest.handler.js';
 import type { JobRunner } from './jobs.handler.js';
 import { createPollRunner } from './poll.handler.js';
+import { createRetentionRunner } from './retention.handler.js';
 
 /** Test overrides of the built-in runners' parts. */
 export interface RunnerOptions {
@@ -52,6 +53,10 @@ export async function defaultRunners(
       keep: config.BACKUP_KEEP,
       tls: { mode: config.MYSQL_TLS as ToolTls['mode'], caFile: config.MYSQL_TLS_CA },
       drive,
+    }),
+    retention: createRetentionRunner({
+      retentionDays: config.RETENTION_DAYS,
+      files: lazyFileStore({ config, db: ctx.db, log: ctx.log }),
     }),
   };
 }

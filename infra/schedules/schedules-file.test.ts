@@ -30,6 +30,7 @@ describe('SCHEDULES_FILE', () => {
       },
       { name: 'morning-digest', kind: 'digest', schedule: '0 8 * * *' },
       { name: 'nightly-backup', kind: 'backup', schedule: '30 2 * * *' },
+      { name: 'retention', kind: 'retention', schedule: '0 3 * * *' },
     ]);
     expect(jobs[0]).toEqual({
       name: 'rates',
@@ -54,6 +55,29 @@ describe('SCHEDULES_FILE', () => {
       poll: null,
     });
     expect(Object.isFrozen(jobs[2])).toBe(true);
+    expect(jobs[3]).toEqual({
+      name: 'retention',
+      kind: 'retention',
+      schedule: '0 3 * * *',
+      timezone: 'UTC',
+      misfire: 'skip',
+      poll: null,
+    });
+  });
+
+  it('takes a retention job with no more than a schedule, and no poll fields on it', () => {
+    expect(problemsOf([{ name: 'r', kind: 'retention', schedule: '0 3 * * *', misfire: 'once' }])).toEqual(
+      [],
+    );
+    expect(
+      problemsOf([
+        { name: 'r', kind: 'retention', schedule: '0 3 * * *', headers: { A: 'b' } },
+        { name: 's', kind: 'Retention', schedule: '0 3 * * *' },
+      ]),
+    ).toEqual([
+      'SCHEDULES_FILE[0].headers: only a poll job takes headers (this one is retention)',
+      'SCHEDULES_FILE[1].kind: unknown kind "Retention" (known: poll, digest, backup, retention)',
+    ]);
   });
 
   it('names every problem as SCHEDULES_FILE[i].field, and never shows a header value', () => {
@@ -76,7 +100,7 @@ describe('SCHEDULES_FILE', () => {
         'SCHEDULES_FILE[0].url: must use http or https (got "file")',
         'SCHEDULES_FILE[0].headers.X-Key: must not contain line breaks or NUL',
         'SCHEDULES_FILE[1].name: "a" is already used by SCHEDULES_FILE[0]',
-        'SCHEDULES_FILE[1].kind: unknown kind "mail" (known: poll, digest, backup)',
+        'SCHEDULES_FILE[1].kind: unknown kind "mail" (known: poll, digest, backup, retention)',
         expect.stringMatching(
           /^SCHEDULES_FILE\[1\]\.schedule: must be a 5-field cron expression .* got 6 fields$/,
         ),

@@ -5,7 +5,7 @@ import { Cron } from 'croner';
 import { ConfigError } from '../errors.js';
 
 /** The kinds of scheduled job Postroom knows (SPEC.md, "Scheduled jobs"). */
-export const JOB_KINDS = ['poll', 'digest', 'backup'] as const;
+export const JOB_KINDS = ['poll', 'digest', 'backup', 'retention'] as const;
 /** One job kind. */
 export type JobKind = (typeof JOB_KINDS)[number];
 
@@ -32,7 +32,7 @@ export const ScheduleEntrySchema = Type.Object(
       pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$',
       description: 'Unique name: letters, digits, dot, dash, underscore; used in /api/v1/jobs/{name}',
     }),
-    kind: Type.String({ description: 'poll, digest or backup' }),
+    kind: Type.String({ description: 'poll, digest, backup or retention' }),
     schedule: Type.String({ minLength: 1, maxLength: 200, description: '5-field cron expression' }),
     timezone: Type.Optional(
       Type.String({

@@ -55,7 +55,7 @@ export const JobRun = Type.Object(
 export const Job = Type.Object(
   {
     name: Type.String(),
-    kind: Type.String({ description: 'poll, digest or backup' }),
+    kind: Type.String({ description: 'poll, digest, backup or retention' }),
     schedule: Type.String({ description: 'Cron expression' }),
     timezone: Type.String(),
     misfire: Type.Union([Type.Literal('skip'), Type.Literal('once'), Type.Literal('all')]),
