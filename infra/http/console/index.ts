@@ -5,6 +5,7 @@ import { createAuthenticator } from '../status-api/auth.js';
 import type { StatusApiDeps } from '../status-api/deps.js';
 import type { RateLimiter } from '../status-api/rate-limit.js';
 import { deadLetterRoutes } from './dead-letters.routes.js';
+import { jobRoutes } from './jobs.routes.js';
 import { loadSession, requireSession, securityHeaders } from './guard.js';
 import { mailRoutes } from './mail.routes.js';
 import { pageContext } from './page.js';
@@ -81,6 +82,7 @@ export function createConsoleRouter(deps: StatusApiDeps, opts: ConsoleOptions): 
   router.use(requireSession);
   router.use(mailRoutes(deps));
   router.use(deadLetterRoutes(deps, sessions));
+  router.use(jobRoutes(deps, sessions));
   router.use(statsRoutes(deps));
   router.use((req, res) => {
     renderPage(

@@ -71,6 +71,17 @@ export const consolePaths: Record<string, unknown> = {
   '/console/dead-letters': page(
     'Dead letters with their reason and a Replay button (state=all adds replayed ones)',
   ),
+  '/console/jobs': page(
+    'Scheduled jobs: schedule, time zone, next due time, last runs (outcome, detail) and a Run now button',
+    {
+      parameters: ['queued', 'busy', 'unknown'].map((name) => ({
+        name,
+        in: 'query',
+        description: 'A job name: the notice after Run now',
+        schema: { type: 'string' },
+      })),
+    },
+  ),
   '/console/stats': page('Counts per stage, queue depths, oldest pending item'),
   '/console/live': {
     get: {
@@ -134,6 +145,20 @@ export const consolePaths: Record<string, unknown> = {
       responses: {
         '303': seeOther('Back to the dead letters, with the outcome'),
         '403': html('Missing or wrong CSRF token'),
+      },
+    },
+  },
+  '/console/jobs/{name}/run': {
+    post: {
+      tags: ['console'],
+      summary: 'Runs a job now (the same code as POST /api/v1/jobs/{name}/run)',
+      security: session,
+      parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
+      requestBody: form({ _csrf: 'The page’s token' }, ['_csrf']),
+      responses: {
+        '303': seeOther('Back to the jobs, with the outcome: queued, already running, or no such job'),
+        '403': html('Missing or wrong CSRF token'),
+        '404': html('Not a job name'),
       },
     },
   },

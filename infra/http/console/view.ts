@@ -96,7 +96,7 @@ export interface PageContext {
   /** Page title (shown after "Postroom"). */
   title: string;
   /** Which navigation entry is current. */
-  nav?: 'mail' | 'dead-letters' | 'stats';
+  nav?: 'mail' | 'dead-letters' | 'jobs' | 'stats';
   /** CSRF token of the session's forms (null on the sign-in page). */
   csrf: string | null;
   /** Who is signed in (shown in the header), null when nobody. */

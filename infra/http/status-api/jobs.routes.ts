@@ -6,6 +6,7 @@ import {
   listSchedules,
   requestManualRun,
 } from '../../db/repositories/jobs.repository.js';
+import type { Db } from '../../db/database.js';
 import type { JobRunsTable } from '../../db/tables/schedules.table.js';
 import { HttpError } from '../errors.js';
 import type { StatusApiDeps } from './deps.js';
@@ -27,29 +28,36 @@ function presentRun(r: JobRunsTable): Static<typeof JobRun> {
   };
 }
 
+/**
+ * Every job with its next due time and its last `runs` runs, as `GET /jobs` answers them (the
+ * console's Jobs page shows the same).
+ */
+export async function listJobs(db: Db, runs: number, now = new Date()): Promise<Static<typeof Job>[]> {
+  const items: Static<typeof Job>[] = [];
+  for (const s of await listSchedules(db)) {
+    const recent = await listRuns(db, s.name, Math.max(runs, 5));
+    items.push({
+      name: s.name,
+      kind: s.kind,
+      schedule: s.schedule,
+      timezone: s.timezone,
+      misfire: s.misfire as Static<typeof Job>['misfire'],
+      active: s.active === 1,
+      nextDueAt: s.active === 1 ? iso(s.next_due_at) : null,
+      running: recent.some((r) => isRunActive(r, now)),
+      lastRuns: recent.slice(0, runs).map(presentRun),
+    });
+  }
+  return items;
+}
+
 /** `GET /jobs` (every job, its next due time and last runs) and `POST /jobs/{name}/run` (run one now). */
 export function jobRoutes(deps: StatusApiDeps): Router {
   const router = Router();
 
   router.get('/jobs', async (req, res) => {
     const q = parseRequest(JobListQuery, req.query, 'query');
-    const now = new Date();
-    const items: Static<typeof Job>[] = [];
-    for (const s of await listSchedules(deps.db)) {
-      const runs = await listRuns(deps.db, s.name, Math.max(q.runs, 5));
-      items.push({
-        name: s.name,
-        kind: s.kind,
-        schedule: s.schedule,
-        timezone: s.timezone,
-        misfire: s.misfire as Static<typeof Job>['misfire'],
-        active: s.active === 1,
-        nextDueAt: s.active === 1 ? iso(s.next_due_at) : null,
-        running: runs.some((r) => isRunActive(r, now)),
-        lastRuns: runs.slice(0, q.runs).map(presentRun),
-      });
-    }
-    res.json({ items });
+    res.json({ items: await listJobs(deps.db, q.runs) });
   });
 
   router.post('/jobs/:name/run', async (req, res) => {
