@@ -678,3 +678,50 @@ describe('CI workflow (.github/workflows/ci.yml)', () => {
     expect(runs.some((r) => r.includes('npm audit --omit=dev --audit-level=high'))).toBe(true);
   });
 });
+
+describe('docker-compose.yml, profile observability', () => {
+  const prometheus = parse(read('infra/prometheus/prometheus.yml')) as {
+    scrape_configs: Array<{
+      job_name: string;
+      dns_sd_configs?: Array<{ names: string[]; port: number }>;
+      static_configs?: Array<{ targets: string[] }>;
+    }>;
+  };
+
+  it('runs Prometheus, Grafana, Loki and Promtail only in that profile, each with a health check', () => {
+    for (const name of ['prometheus', 'grafana', 'loki', 'promtail']) {
+      expect(services[name]?.profiles, name).toEqual(['observability']);
+      expect(services[name]?.healthcheck, name).toBeDefined();
+    }
+  });
+
+  it('scrapes every Postroom container of the stack and RabbitMQ', () => {
+    const postroom = prometheus.scrape_configs.find((c) => c.job_name === 'postroom');
+    const scraped = new Set(postroom?.dns_sd_configs?.flatMap((d) => d.names) ?? []);
+    expect(postroom?.dns_sd_configs?.[0]?.port).toBe(APP_PORT);
+    for (const [name, s] of appServices) {
+      if (s.environment?.['ROLES'] === undefined || name === 'migrate') continue;
+      expect(scraped.has(name), `${name} is not scraped`).toBe(true);
+    }
+    for (const name of scraped) expect(services[name], `${name} is scraped but not a service`).toBeDefined();
+    const rabbit = prometheus.scrape_configs.find((c) => c.job_name === 'rabbitmq');
+    expect(rabbit?.static_configs?.[0]?.targets).toEqual(['rabbitmq:15692']);
+    expect(read('infra/rabbitmq/enabled_plugins')).toContain('rabbitmq_prometheus');
+  });
+
+  it('mounts files that exist: the alert rules, the dashboards and their provisioning, Loki and Promtail', () => {
+    for (const name of ['prometheus', 'grafana', 'loki', 'promtail', 'rabbitmq']) {
+      const mounts = ((services[name] as { volumes?: string[] }).volumes ?? []).filter((v) =>
+        v.startsWith('./'),
+      );
+      expect(mounts.length, name).toBeGreaterThan(0);
+      for (const v of mounts)
+        expect(existsSync(join(REPO, v.split(':')[0] ?? '')), `${name}: ${v}`).toBe(true);
+    }
+    const provider = parse(read('infra/grafana/provisioning/dashboards/postroom.yaml')) as {
+      providers: Array<{ options: { path: string } }>;
+    };
+    const grafanaMounts = (services['grafana'] as { volumes?: string[] }).volumes ?? [];
+    expect(grafanaMounts).toContain(`./infra/grafana/dashboards:${provider.providers[0]?.options.path}:ro`);
+  });
+});
