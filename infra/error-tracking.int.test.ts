@@ -67,6 +67,7 @@ describe('with SENTRY_DSN, a running Postroom', () => {
       }),
       { log: testLogger(), namespace, httpPort: 0 },
     );
+    await app.broker.waitConnected();
   });
   afterAll(async () => {
     await app?.stop();

@@ -2,6 +2,7 @@ import { buffer } from 'node:stream/consumers';
 import type { AttachmentAnalyzedV1 } from '../../contracts/index.js';
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
 import type { ConsumerDefinition, HandlerContext } from '../../infra/broker/handler.js';
+import { SUBSCRIPTIONS } from '../../infra/broker/subscriptions.js';
 import { LOCK_BUSY, withNamedLock } from '../../infra/db/named-lock.js';
 import { appendTimeline } from '../../infra/db/repositories/timeline.repository.js';
 import { officeExtension, pdfFilename } from '../../infra/documents/convertible.js';
@@ -77,7 +78,7 @@ export function createConversionHandler(deps: ConversionDeps): ConsumerDefinitio
 
   return {
     name: 'conversion',
-    events: ['attachment.analyzed'],
+    events: SUBSCRIPTIONS['conversion'],
     prefetch: deps.prefetch,
     async handle(event, ctx) {
       const d = event.data;

@@ -1,6 +1,7 @@
 import type { Transaction } from 'kysely';
 import type { EventOf, EventType } from '../../contracts/index.js';
 import type { ConsumerDefinition, Emit } from '../../infra/broker/handler.js';
+import { SUBSCRIPTIONS } from '../../infra/broker/subscriptions.js';
 import type { Database, Db } from '../../infra/db/database.js';
 import { finishRun, heartbeatRun, startRun } from '../../infra/db/repositories/jobs.repository.js';
 import { errorTracker } from '../../infra/error-tracking.js';
@@ -57,7 +58,7 @@ export function createJobsHandler(deps: JobsHandlerDeps): ConsumerDefinition<'sc
   const now = deps.now ?? (() => new Date());
   return {
     name: 'jobs',
-    events: ['schedule.fired'],
+    events: SUBSCRIPTIONS['jobs'],
     prefetch: 4,
     async handle(event, ctx) {
       const { runId, job } = event.data;

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createAttachmentAnalysisHandler } from '../../consumers/attachment-analysis/attachment-analysis.handler.js';
+import { createConversionHandler } from '../../consumers/conversion/conversion.handler.js';
 import { createDriveUploadHandler } from '../../consumers/drive-upload/drive-upload.handler.js';
+import { createJobsHandler } from '../../consumers/jobs/jobs.handler.js';
 import { createOutboundApiHandler } from '../../consumers/outbound-api/outbound-api.handler.js';
 import { createTelegramBotHandler } from '../../consumers/telegram-bot/telegram-bot.handler.js';
 import { createTelegramNotifierHandler } from '../../consumers/telegram-notifier/telegram-notifier.handler.js';
@@ -12,7 +14,9 @@ describe('consumer subscriptions', () => {
   const definitions = [
     createAttachmentAnalysisHandler(deps),
     createDriveUploadHandler(deps),
+    createConversionHandler(deps),
     createOutboundApiHandler(deps),
+    createJobsHandler(deps),
     createTelegramBotHandler(deps),
     createTelegramNotifierHandler(deps),
   ];

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { startPostroom, type Postroom } from '../../main.js';
 import { deleteTestTopology, testLogger, testNamespace } from '../../test/broker.js';
 import { createTestDatabase, type TestDatabase } from '../../test/db.js';
@@ -62,6 +63,14 @@ function exposed(text: string): Set<string> {
 
 const files = readdirSync(DIR).filter((f) => f.endsWith('.json'));
 
+/** The expressions of the alert rules (infra/prometheus/alerts.yml): they must name real metrics too. */
+function alertExpressions(): Array<{ panel: string; expr: string }> {
+  const doc = parse(readFileSync(join(DIR, '../../prometheus/alerts.yml'), 'utf8')) as {
+    groups: Array<{ rules: Array<{ alert: string; expr: string }> }>;
+  };
+  return doc.groups.flatMap((g) => g.rules.map((r) => ({ panel: r.alert, expr: r.expr })));
+}
+
 describe('Grafana dashboards', () => {
   it('are valid dashboards, each panel with at least one query', () => {
     expect(files.sort()).toEqual(['postroom-pipeline.json', 'rabbitmq.json']);
@@ -98,13 +107,13 @@ describe('Grafana dashboards', () => {
       await t?.drop();
     });
 
-    it('every postroom_* metric of every dashboard is on /metrics', async () => {
+    it('every postroom_* metric of every dashboard and alert rule is on /metrics', async () => {
       const text = await (await fetch(`http://127.0.0.1:${app.port}/metrics`)).text();
       const have = exposed(text);
       const missing: string[] = [];
       let checked = 0;
-      for (const f of files)
-        for (const { panel, expr } of expressions(f))
+      for (const f of [...files, 'alerts.yml'])
+        for (const { panel, expr } of f === 'alerts.yml' ? alertExpressions() : expressions(f))
           for (const name of metricNames(expr, 'postroom_')) {
             checked++;
             if (!have.has(name)) missing.push(`${f} "${panel}": ${name}`);
