@@ -32,38 +32,8 @@ if [ "${#missing[@]}" -eq 0 ] && command -v soffice >/dev/null 2>&1 \
   exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then
-    SUDO="sudo"
-  else
-    echo "install-converter: not root and no sudo: cannot install ${missing[*]}" >&2
-    exit 1
-  fi
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-converter: apt-get not found: install LibreOffice (soffice) and poppler-utils another way" >&2
-  exit 1
-fi
-export DEBIAN_FRONTEND=noninteractive
-APT=(apt-get -o DPkg::Lock::Timeout=900)
-
-unknown=0
-for p in "${missing[@]}"; do
-  candidate="$(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ { print $2 }')"
-  if [ -z "$candidate" ] || [ "$candidate" = "(none)" ]; then unknown=1; fi
-done
-if [ "$unknown" -eq 1 ]; then
-  echo "install-converter: some packages unknown to apt: running apt-get update"
-  $SUDO "${APT[@]}" update -q
-fi
-
-echo "install-converter: installing ${missing[*]:-${PACKAGES[*]}}"
-if ! $SUDO env DEBIAN_FRONTEND=noninteractive "${APT[@]}" install -y -q --no-install-recommends "${PACKAGES[@]}"; then
-  # Package lists older than the mirror name versions it no longer has: refresh and try once more.
-  echo "install-converter: install failed; refreshing package lists and trying again"
-  $SUDO "${APT[@]}" update -q
-  $SUDO env DEBIAN_FRONTEND=noninteractive "${APT[@]}" install -y -q --no-install-recommends "${PACKAGES[@]}"
-fi
+# shellcheck source=lib/apt-install.sh
+source "$(dirname "$0")/lib/apt-install.sh"
+apt_install install-converter "install LibreOffice (soffice) and poppler-utils another way" "${PACKAGES[@]}"
 
 echo "install-converter: installed $(soffice --version 2>/dev/null | head -n 1), $(pdftoppm -v 2>&1 | head -n 1)"
