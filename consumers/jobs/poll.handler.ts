@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
-import got, { RequestError, type Headers } from 'got';
+import { RequestError } from 'got';
 import { describeError, PermanentError, PostroomError, RetryableError } from '../../infra/errors.js';
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
 import { resolveTarget, type Resolver } from '../../infra/outbound/address-policy.js';
+import { cappedRequest, type CappedAnswer } from '../../infra/outbound/capped-request.js';
 import { pinnedLookup } from '../../infra/outbound/pinned-lookup.js';
 import type { JobRunner } from './jobs.handler.js';
 
@@ -22,67 +21,10 @@ export interface PollDeps {
   retryDelayMs?: (attempt: number) => number;
 }
 
-// No keep-alive: a pooled socket would skip the address check of the next poll of the same host.
-const agents = { http: new HttpAgent({ keepAlive: false }), https: new HttpsAgent({ keepAlive: false }) };
-
 /** The URL without query or fragment (queries often carry keys). */
 function safeUrl(url: string): string {
   const u = new URL(url);
   return `${u.protocol}//${u.host}${u.pathname}`;
-}
-
-interface Answer {
-  statusCode: number;
-  headers: Headers;
-  body: Buffer;
-  truncated: boolean;
-}
-
-/** One request to the checked address, reading at most POLL_MAX_BODY_BYTES of the answer. */
-function fetchOnce(
-  url: string,
-  method: string,
-  headers: Record<string, string>,
-  lookup: ReturnType<typeof pinnedLookup>,
-  timeoutMs: number,
-): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const stream = got.stream(url, {
-      method: method as 'GET',
-      headers,
-      dnsLookup: lookup as never,
-      agent: agents,
-      http2: false,
-      followRedirect: false,
-      retry: { limit: 0 },
-      throwHttpErrors: false,
-      timeout: { request: Math.max(1, timeoutMs) },
-    });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let head: { statusCode: number; headers: Headers } | null = null;
-    let settled = false;
-    const done = (truncated: boolean) => {
-      if (settled || !head) return;
-      settled = true;
-      resolve({ ...head, body: Buffer.concat(chunks).subarray(0, POLL_MAX_BODY_BYTES), truncated });
-    };
-    stream.once('response', (res: { statusCode: number; headers: Headers }) => {
-      head = { statusCode: res.statusCode, headers: res.headers };
-    });
-    stream.on('data', (chunk: Buffer) => {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size > POLL_MAX_BODY_BYTES) {
-        stream.destroy();
-        done(true);
-      }
-    });
-    stream.once('end', () => (head ? done(false) : reject(new Error('the response ended before its head'))));
-    stream.on('error', (err) => {
-      if (!settled) reject(err);
-    });
-  });
 }
 
 /**
@@ -98,7 +40,7 @@ export function createPollRunner(deps: PollDeps): JobRunner {
   return async ({ def, runId, db, event, log }) => {
     const poll = def.poll;
     if (!poll) throw new PermanentError('JOB.CONFIG', `${def.name} has no url to poll`);
-    let answer: Answer | null = null;
+    let answer: CappedAnswer | null = null;
     let lastError = '';
     for (let attempt = 1; attempt <= poll.retries + 1; attempt++) {
       if (attempt > 1) await new Promise((r) => setTimeout(r, delay(attempt - 1)));
@@ -109,13 +51,14 @@ export function createPollRunner(deps: PollDeps): JobRunner {
           resolve: deps.resolve,
           timeoutMs: poll.timeoutMs,
         });
-        answer = await fetchOnce(
-          poll.url,
-          poll.method,
-          { 'user-agent': 'Postroom (poll)', ...poll.headers },
-          pinnedLookup(target.address, target.family),
-          poll.timeoutMs - (Date.now() - started),
-        );
+        answer = await cappedRequest({
+          url: poll.url,
+          method: poll.method,
+          headers: { 'user-agent': 'Postroom (poll)', ...poll.headers },
+          lookup: pinnedLookup(target.address, target.family),
+          timeoutMs: poll.timeoutMs - (Date.now() - started),
+          maxBodyBytes: POLL_MAX_BODY_BYTES,
+        });
         if (answer.statusCode !== 429 && answer.statusCode < 500) break;
         lastError = `POLL.HTTP_${answer.statusCode}: answered ${answer.statusCode}`;
       } catch (err) {

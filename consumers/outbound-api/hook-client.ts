@@ -1,8 +1,7 @@
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
-import got, { RequestError, type Headers } from 'got';
+import { RequestError, type Headers } from 'got';
 import { describeError, PostroomError } from '../../infra/errors.js';
 import { resolveTarget, type Resolver } from '../../infra/outbound/address-policy.js';
+import { cappedRequest } from '../../infra/outbound/capped-request.js';
 import { pinnedLookup } from '../../infra/outbound/pinned-lookup.js';
 import type { Hook } from './hooks-file.js';
 import { parseRetryAfter, signatureHeader } from './signing.js';
@@ -46,9 +45,6 @@ export interface HookRequest {
 const MAX_BODY_BYTES = 64 * 1024;
 /** Status texts kept in `last_error`, at most. */
 const MAX_SNIPPET = 200;
-
-// No keep-alive: a pooled socket would skip the address check of the next call to the same host.
-const agents = { http: new HttpAgent({ keepAlive: false }), https: new HttpsAgent({ keepAlive: false }) };
 
 /** The URL without query or fragment, for messages (queries often carry tokens). */
 export function safeUrl(url: string): string {
@@ -113,49 +109,6 @@ function classify(
   };
 }
 
-/** Sends the request through got and reads at most MAX_BODY_BYTES of the answer. */
-function send(
-  hook: Hook,
-  headers: Record<string, string>,
-  body: Buffer,
-  lookup: ReturnType<typeof pinnedLookup>,
-  timeoutMs: number,
-): Promise<{ statusCode: number; headers: Headers; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const stream = got.stream(hook.url, {
-      method: hook.method,
-      body,
-      headers,
-      dnsLookup: lookup as never,
-      agent: agents,
-      http2: false,
-      followRedirect: false,
-      retry: { limit: 0 },
-      throwHttpErrors: false,
-      timeout: { request: Math.max(1, timeoutMs) },
-    });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let answer: { statusCode: number; headers: Headers } | null = null;
-    const done = () => resolve({ ...answer!, body: Buffer.concat(chunks) });
-    stream.once('response', (res: { statusCode: number; headers: Headers }) => {
-      answer = { statusCode: res.statusCode, headers: res.headers };
-    });
-    stream.on('data', (chunk: Buffer) => {
-      if (size < MAX_BODY_BYTES) chunks.push(chunk);
-      size += chunk.length;
-      if (size >= MAX_BODY_BYTES && answer) {
-        // Enough read: the status decides the outcome; a large answer is not buffered.
-        stream.destroy();
-        done();
-      }
-    });
-    stream.once('end', () => (answer ? done() : reject(new Error('the response ended before its head'))));
-    // Stays attached after the promise settles: a late error of a destroyed stream is dropped here.
-    stream.on('error', reject);
-  });
-}
-
 /** Describes a got or network error as `CODE: why`; all of them are worth a retry. */
 function networkError(hook: Hook, err: unknown): string {
   if (err instanceof RequestError) {
@@ -208,13 +161,15 @@ export async function attemptHookCall(
     headers['x-postroom-signature'] = signatureHeader(hook.secret, req.body, t);
   }
   try {
-    const res = await send(
-      hook,
+    const res = await cappedRequest({
+      url: hook.url,
+      method: hook.method,
       headers,
-      req.body,
-      pinnedLookup(target.address, target.family),
-      hook.timeoutMs - elapsed(),
-    );
+      body: req.body,
+      lookup: pinnedLookup(target.address, target.family),
+      timeoutMs: hook.timeoutMs - elapsed(),
+      maxBodyBytes: MAX_BODY_BYTES,
+    });
     return classify(res.statusCode, res.headers, res.body, hook, elapsed());
   } catch (err) {
     return {
