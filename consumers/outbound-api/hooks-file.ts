@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
 import { Ajv } from 'ajv';
 import { isEventType, type EventType } from '../../contracts/index.js';
 import { SUBSCRIPTIONS } from '../../infra/broker/subscriptions.js';
 import { ConfigError } from '../../infra/errors.js';
+import { readJsonConfigFile } from '../../infra/json-config-file.js';
 
 /** Event types a hook may name: the ones the `outbound-api` queue is bound to. */
 export const HOOKABLE_EVENTS: readonly EventType[] = SUBSCRIPTIONS['outbound-api'];
@@ -225,22 +225,5 @@ export function parseHooks(content: unknown): readonly Hook[] {
 
 /** Reads, parses and validates HOOKS_FILE; throws `ConfigError` when it cannot be used. */
 export function loadHooksFile(path: string): readonly Hook[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ConfigError([
-      `HOOKS_FILE: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
-    ]);
-  }
-  let content: unknown;
-  try {
-    content = JSON.parse(text);
-  } catch (err) {
-    // V8 quotes a piece of the text in some messages: keep only the position, the text may hold secrets.
-    const at = /position (\d+)/.exec((err as Error).message)?.[1];
-    const line = at === undefined ? null : text.slice(0, Number(at)).split('\n').length;
-    throw new ConfigError([`HOOKS_FILE: ${path} is not valid JSON${line === null ? '' : ` (line ${line})`}`]);
-  }
-  return parseHooks(content);
+  return parseHooks(readJsonConfigFile('HOOKS_FILE', path));
 }

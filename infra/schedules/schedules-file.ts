@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
 import { Ajv } from 'ajv';
 import { Cron } from 'croner';
 import { ConfigError } from '../errors.js';
+import { readJsonConfigFile } from '../json-config-file.js';
 
 /** The kinds of scheduled job Postroom knows (SPEC.md, "Scheduled jobs"). */
 export const JOB_KINDS = ['poll', 'digest', 'backup', 'retention'] as const;
@@ -246,24 +246,5 @@ export function parseSchedules(content: unknown, opts: ParseOptions = {}): reado
 
 /** Reads, parses and validates SCHEDULES_FILE; throws `ConfigError` when it cannot be used. */
 export function loadSchedulesFile(path: string, opts: ParseOptions = {}): readonly JobDefinition[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ConfigError([
-      `SCHEDULES_FILE: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
-    ]);
-  }
-  let content: unknown;
-  try {
-    content = JSON.parse(text);
-  } catch (err) {
-    // Keep only the position: the text may hold API keys.
-    const at = /position (\d+)/.exec((err as Error).message)?.[1];
-    const line = at === undefined ? null : text.slice(0, Number(at)).split('\n').length;
-    throw new ConfigError([
-      `SCHEDULES_FILE: ${path} is not valid JSON${line === null ? '' : ` (line ${line})`}`,
-    ]);
-  }
-  return parseSchedules(content, opts);
+  return parseSchedules(readJsonConfigFile('SCHEDULES_FILE', path), opts);
 }
