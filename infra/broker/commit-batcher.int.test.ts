@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { completeEmailIfFinal } from '../../consumers/drive-upload/email-completion.js';
+import { recordEmail } from '../db/repositories/emails.repository.js';
 import { createTestDatabase, type TestDatabase } from '../../test/db.js';
 import { CommitBatcher } from './commit-batcher.js';
 import { createEvent } from './events.js';
@@ -107,5 +109,107 @@ describe('CommitBatcher (the commits of several messages in one transaction)', (
     ]);
     expect(results).toEqual(['a', DUPLICATE, 'b']);
     expect((await effects('repeat')).map((r) => r.mailbox).sort()).toEqual(['a', 'b', 'first']);
+  });
+
+  it('closes an email whose last two attachments are finished at once, one of them inside a batch that read before', async () => {
+    // Two emails: E1 with attachments a1, a2; E2 with b1. All analysed, none filed yet.
+    const attachment = (seq: number) => ({
+      id: randomUUID(),
+      parentId: null,
+      filename: `f${seq}.pdf`,
+      originalFilename: `f${seq}.pdf`,
+      declaredType: 'application/pdf',
+      disposition: 'attachment' as const,
+      contentId: null,
+      size: 1,
+      sha256: '0'.repeat(64),
+      stored: true,
+    });
+    const email = async (n: number) => {
+      const atts = Array.from({ length: n }, (_, i) => attachment(i));
+      const { emailId } = await recordEmail(t.db, {
+        source: 'imap',
+        mailbox: 'INBOX',
+        uid: Math.floor(Math.random() * 1e9),
+        uidValidity: '1',
+        receivedAt: new Date(),
+        parsed: {
+          messageId: `${randomUUID()}@test`,
+          subject: 's',
+          from: 'a@test',
+          size: 1,
+          warnings: [],
+          attachments: atts,
+        },
+      });
+      await t.db
+        .updateTable('attachments')
+        .set({ verdict: 'accepted' })
+        .where('email_id', '=', emailId)
+        .execute();
+      return { emailId, ids: atts.map((a) => a.id) };
+    };
+    const e1 = await email(2);
+    const e2 = await email(1);
+    const ctx = {
+      event: (type: never, data: never) => createEvent(type, data, { correlationId: 'c', causationId: null }),
+    };
+    const finish =
+      (emailId: string, attachmentId: string) =>
+      async (
+        trx: Parameters<Parameters<CommitBatcher['commit']>[1]>[0],
+        emit: Parameters<Parameters<CommitBatcher['commit']>[1]>[1],
+      ) => {
+        await trx
+          .updateTable('attachments')
+          .set({ drive_status: 'uploaded' })
+          .where('id', '=', attachmentId)
+          .execute();
+        return completeEmailIfFinal(trx, emailId, emit, ctx as never);
+      };
+
+    // Another consumer finishes a1 and holds E1's row lock until released.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let lockedE1!: () => void;
+    const e1Locked = new Promise<void>((r) => (lockedE1 = r));
+    const other = new CommitBatcher(t.db, 'other-drive').commit(randomUUID(), async (trx, emit) => {
+      const closed = await finish(e1.emailId, e1.ids[0]!)(trx, emit);
+      lockedE1();
+      await held;
+      return closed;
+    });
+    await e1Locked;
+    // Meanwhile a batch finishes b1 (closing E2: a read of attachments) and then a2, waiting for E1's lock.
+    const batcher = new CommitBatcher(t.db, 'drive');
+    let reachedA2!: () => void;
+    const a2Started = new Promise<void>((r) => (reachedA2 = r));
+    const batch = Promise.all([
+      batcher.commit(randomUUID(), finish(e2.emailId, e2.ids[0]!)),
+      batcher.commit(randomUUID(), async (trx, emit) => {
+        reachedA2();
+        return finish(e1.emailId, e1.ids[1]!)(trx, emit);
+      }),
+    ]);
+    await a2Started;
+    await new Promise((r) => setTimeout(r, 300)); // the batch is now waiting for E1's row lock
+    release();
+
+    // Exactly one of the two closes E1, whichever order the locks were granted in.
+    const closed = [await other, ...(await batch)];
+    expect(closed.filter(Boolean)).toHaveLength(2); // E1 once, E2 once
+    const status = await t.db
+      .selectFrom('emails')
+      .select(['id', 'status'])
+      .where('id', 'in', [e1.emailId, e2.emailId])
+      .execute();
+    expect(status.map((r) => r.status)).toEqual(['done', 'done']);
+    const processed = await t.db
+      .selectFrom('outbox')
+      .select('correlation_id')
+      .where('routing_key', '=', 'email.processed')
+      .where('correlation_id', '=', 'c')
+      .execute();
+    expect(processed).toHaveLength(2);
   });
 });

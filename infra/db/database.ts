@@ -12,6 +12,18 @@ export type { Database } from './tables/index.js';
 /** The Kysely handle every repository takes. */
 export type Db = Kysely<Database>;
 
+/**
+ * Opens the transaction a consumer commits its work in (the inbox row, its writes, its events) at
+ * READ COMMITTED: every statement reads what is committed when it runs. Under MySQL's default
+ * REPEATABLE READ, the first plain read fixes a snapshot for the whole transaction; in a batch (see
+ * CommitBatcher) one message's read would hide from a later message the rows another consumer
+ * committed while that message waited for a row lock, so a check such as "is every attachment of this
+ * email final?" made under the email's lock could see stale rows and no one would close the email.
+ */
+export function commitTransaction(db: Db) {
+  return db.transaction().setIsolationLevel('read committed');
+}
+
 /** True for MySQL's duplicate-key error (ER_DUP_ENTRY, 1062), the same on MySQL 8 and MariaDB. */
 export function isDuplicateKey(err: unknown): boolean {
   return (err as { errno?: unknown } | null)?.errno === 1062;
