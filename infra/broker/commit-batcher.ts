@@ -1,6 +1,6 @@
 import type { Transaction } from 'kysely';
 import type { AnyEvent } from '../../contracts/index.js';
-import { commitTransaction, isDuplicateKey, type Database, type Db } from '../db/database.js';
+import { isDuplicateKey, type Database, type Db } from '../db/database.js';
 import { DUPLICATE, type Emit } from './handler.js';
 import { enqueueEvents, signalOutbox } from './outbox.js';
 
@@ -105,7 +105,7 @@ export class CommitBatcher {
     let results: unknown[];
     let events: AnyEvent[];
     try {
-      ({ results, events } = await commitTransaction(this.db).execute(async (trx) => {
+      ({ results, events } = await this.db.transaction().execute(async (trx) => {
         const processedAt = new Date();
         await trx
           .insertInto('inbox')
@@ -132,7 +132,7 @@ export class CommitBatcher {
   private async alone(p: Pending): Promise<void> {
     const staged: AnyEvent[] = [];
     try {
-      const result = await commitTransaction(this.db).execute(async (trx) => {
+      const result = await this.db.transaction().execute(async (trx) => {
         try {
           await trx
             .insertInto('inbox')

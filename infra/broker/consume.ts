@@ -7,7 +7,7 @@ import {
   type AnyEvent,
   type EventType,
 } from '../../contracts/index.js';
-import { commitTransaction, isDuplicateKey, type Db } from '../db/database.js';
+import { isDuplicateKey, type Db } from '../db/database.js';
 import { parkMessage } from '../db/repositories/dead-letters.repository.js';
 import { backoffMs } from '../backoff.js';
 import {
@@ -260,7 +260,7 @@ export async function startConsumer<T extends EventType>(
           const staged: AnyEvent[] = [];
           const emit: Emit = (e) => staged.push(e);
           try {
-            const result = await commitTransaction(db).execute(async (trx) => {
+            const result = await db.transaction().execute(async (trx) => {
               try {
                 await trx
                   .insertInto('inbox')
