@@ -71,6 +71,10 @@ export function cpuSnapshot(named: ReadonlyMap<number, string>): CpuSnapshot {
     total = f.slice(0, 8).reduce((a, b) => a + (b || 0), 0);
     iowait = f[4] ?? 0;
     busy = total - (f[3] ?? 0) - iowait;
+    // Each process with its parent: a process of no known service started by a named one (the
+    // pipeline's tool host and the pdfinfo/pdftoppm/soffice it starts) counts in that one's group. Children already waited for are in
+    // their parent's cutime/cstime, so those are counted too.
+    const procs: { pid: number; ppid: number; comm: string; ticks: number }[] = [];
     for (const entry of readdirSync('/proc')) {
       if (!/^\d+$/.test(entry)) continue;
       let stat: string;
@@ -83,11 +87,24 @@ export function cpuSnapshot(named: ReadonlyMap<number, string>): CpuSnapshot {
       const close = stat.lastIndexOf(')');
       const comm = stat.slice(open + 1, close);
       const rest = stat.slice(close + 2).split(' ');
-      // fields after the name start at field 3 (state): utime is field 14, stime 15
-      const ticks = Number(rest[11]) + Number(rest[12]);
-      const g = groupOf(Number(entry), comm, named);
+      // fields after the name start at field 3 (state): ppid is field 4, utime 14, stime 15, cutime 16, cstime 17
+      const ticks = Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14]);
+      procs.push({ pid: Number(entry), ppid: Number(rest[1]), comm, ticks });
+    }
+    const parentOf = new Map(procs.map((p) => [p.pid, p.ppid]));
+    const namedAncestor = (pid: number): string | undefined => {
+      for (let at = parentOf.get(pid), hops = 0; at !== undefined && at > 1 && hops < 16; hops++) {
+        const g = named.get(at);
+        if (g) return g;
+        at = parentOf.get(at);
+      }
+      return undefined;
+    };
+    for (const p of procs) {
+      let g = groupOf(p.pid, p.comm, named);
+      if (g === 'other processes') g = namedAncestor(p.pid) ?? g;
       if (g === 'other processes') continue; // counted as the remainder of machine busy time
-      groups.set(g, (groups.get(g) ?? 0) + ticks);
+      groups.set(g, (groups.get(g) ?? 0) + p.ticks);
     }
   } catch {
     // not Linux: empty snapshot
