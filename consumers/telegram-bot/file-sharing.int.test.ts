@@ -116,8 +116,14 @@ describe('Telegram: files back, by /get and by the button under a notification',
   it('sends the file as a document when the button is pressed, and answers the query once', async () => {
     const note = fake.messagesTo(ana.id).at(-1)!;
     const queryId = fake.newCallbackQueryId();
-    await ask(ana, updates.callback(ana, `get:${ids.invoice}`, note.messageId, queryId));
-    const [doc] = fake.documentsTo(ana.id);
+    const documentsBefore = fake.documentsTo(ana.id).length;
+    await send(updates.callback(ana, `get:${ids.invoice}`, note.messageId, queryId));
+    // The document itself, not just any answer: a late message to the chat must not stand in for it.
+    const doc = await waitFor(
+      () => fake.documentsTo(ana.id)[documentsBefore],
+      30_000,
+      'the document in the chat',
+    );
     expect(doc!.filename).toBe('invoice.pdf');
     expect(doc!.contentType).toBe('application/pdf');
     expect(doc!.bytes!.equals(invoice)).toBe(true);

@@ -159,7 +159,7 @@ describe('IMAP over TLS with a private CA, in a real Postroom process', () => {
           s.alive();
           return errorLines().length >= 2;
         },
-        10_000,
+        30_000, // a real process starting on a busy machine: the start-up takes most of it
         'two certificate errors in the log',
       );
       expect(errorLines()[0]).toMatchObject({ level: 'error', module: 'imap-poller', attempt: 1 });
