@@ -41,7 +41,8 @@ export async function withConnection<T>(
 
 /**
  * Arguments and environment of `mariadb` / `mariadb-dump` for a `mysql://` URL: TLS as `MYSQL_TLS`
- * says (`required`: encrypted; `verify`: the server's certificate and name checked against the CA).
+ * says, as Postroom's own connections do (`required`: encrypted, certificate not checked; `verify`: the
+ * server's certificate chain checked against `MYSQL_TLS_CA`, or the system CAs, and its host name).
  */
 export function toolTarget(url: string, tls?: ToolTls): ToolTarget {
   const { database } = parseMysqlUrl(url);
@@ -49,6 +50,9 @@ export function toolTarget(url: string, tls?: ToolTls): ToolTarget {
   const args = [`--host=${u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1'}`, `--port=${u.port || '3306'}`];
   if (u.username) args.push(`--user=${decodeURIComponent(u.username)}`);
   if (tls && tls.mode !== 'off') args.push('--ssl');
+  // Said either way: MariaDB's clients from 11.4 on check the certificate unless told not to, those
+  // before do not, so `required` must say so as plainly as `verify` does.
+  if (tls?.mode === 'required') args.push('--skip-ssl-verify-server-cert');
   if (tls?.mode === 'verify') args.push('--ssl-verify-server-cert');
   if (tls?.mode === 'verify' && tls.caFile) args.push(`--ssl-ca=${tls.caFile}`);
   // The password never appears on a command line (other users can read those).
