@@ -239,10 +239,10 @@ export const ConfigSchema = Type.Object(
       minimum: 1,
       maximum: 1000,
       description:
-        'Backups the backup job keeps in BACKUP_DIR; older ones are deleted after each new one (copies on Drive are not)',
+        'Backups the backup job keeps in BACKUP_DIR and in DRIVE_BACKUP_FOLDER_ID; older ones are deleted after each new one',
     }),
     DRIVE_BACKUP_FOLDER_ID: optionalString(
-      'With Drive configured, each scheduled backup is uploaded to this folder too',
+      'With Drive configured, the backup job keeps the newest BACKUP_KEEP backups in this Drive folder too',
     ),
     LOG_LEVEL: Type.Union(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),

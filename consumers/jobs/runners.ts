@@ -1,4 +1,4 @@
-import { createFileStore, lazyFileStore } from '../../infra/drive/drive-client.js';
+import { createDriveFileStore, lazyFileStore } from '../../infra/drive/drive-client.js';
 import { normalizeHost, type Resolver } from '../../infra/outbound/address-policy.js';
 import type { RoleContext } from '../../infra/roles.js';
 import type { ToolTls } from '../../infra/backup/mysql-tools.js';
@@ -33,7 +33,7 @@ export async function defaultRunners(
   const drive =
     config.DRIVE_BACKUP_FOLDER_ID && config.driveMode !== 'local'
       ? {
-          store: await createFileStore({ config, db: ctx.db, log: ctx.log }),
+          store: await createDriveFileStore({ config, db: ctx.db, log: ctx.log }),
           folderId: config.DRIVE_BACKUP_FOLDER_ID,
         }
       : null;

@@ -8,7 +8,12 @@ import type { FileStore } from './file-store.js';
 import { LocalFileStore } from './local-file-store.js';
 
 export type { FileStore, StoredFile, UploadRequest, UploadResult } from './file-store.js';
-export { DriveFileStore, GOOGLE_API_ROOT, type DriveFileStoreOptions } from './drive-file-store.js';
+export {
+  DriveFileStore,
+  GOOGLE_API_ROOT,
+  type DriveFileStoreOptions,
+  type ListedFile,
+} from './drive-file-store.js';
 export { LocalFileStore, type LocalFileStoreOptions } from './local-file-store.js';
 export { createDriveAuth, guardDriveRequests, type DriveAuthClient } from './drive-auth.js';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './drive-errors.js';
@@ -43,6 +48,15 @@ export interface FileStoreDeps {
 export async function createFileStore(deps: FileStoreDeps): Promise<FileStore> {
   const { config } = deps;
   if (config.driveMode === 'local') return new LocalFileStore({ dir: config.STORAGE_DIR });
+  return createDriveFileStore(deps);
+}
+
+/**
+ * The Google Drive store of the configured credentials, for what only Drive does (the backup job's
+ * copies in `DRIVE_BACKUP_FOLDER_ID`). Makes no request; throws when no Google credentials are set.
+ */
+export async function createDriveFileStore(deps: FileStoreDeps): Promise<DriveFileStore> {
+  const { config } = deps;
   return new DriveFileStore({
     auth: await createDriveAuth(config),
     db: deps.db,

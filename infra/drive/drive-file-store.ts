@@ -24,6 +24,16 @@ const FOLDER_MIME = 'application/vnd.google-apps.folder';
 /** What Postroom reads of a file: v3 answers only id, name and mimeType unless asked. */
 const FILE_FIELDS = 'id,name,parents,size,sha256Checksum,appProperties,webViewLink';
 
+/** A file found by `DriveFileStore.listByAppProperty`. */
+export interface ListedFile {
+  fileId: string;
+  name: string;
+  /** When Drive made it (RFC 3339), or null when Drive did not say. */
+  createdTime: string | null;
+  /** The app properties Postroom set on it. */
+  appProperties: Record<string, string>;
+}
+
 /** Options of `DriveFileStore`. */
 export interface DriveFileStoreOptions {
   /** Authenticated client from `createDriveAuth`. */
@@ -213,6 +223,57 @@ export class DriveFileStore implements FileStore {
           details: { fileId },
         });
       throw err;
+    }
+  }
+
+  /**
+   * The files (trashed ones left out) directly in `folderId` that carry the app property `key` =
+   * `value`, every page of them, oldest first. App properties are private to the OAuth client that
+   * set them, so a person's or another app's files never match.
+   */
+  async listByAppProperty(folderId: string, key: string, value: string): Promise<ListedFile[]> {
+    const files: ListedFile[] = [];
+    let pageToken: string | undefined;
+    do {
+      const res = await withDriveRetry('list files', { folderId, key }, this.policy, () =>
+        this.api.files.list(
+          {
+            q: `'${quote(folderId)}' in parents and appProperties has { key='${quote(key)}' and value='${quote(value)}' } and trashed = false`,
+            fields: 'nextPageToken,files(id,name,createdTime,appProperties)',
+            orderBy: 'createdTime',
+            pageSize: 1000,
+            pageToken,
+            spaces: 'drive',
+            supportsAllDrives: true,
+            includeItemsFromAllDrives: true,
+          },
+          this.call,
+        ),
+      );
+      for (const f of res.data.files ?? [])
+        if (f.id)
+          files.push({
+            fileId: f.id,
+            name: f.name ?? '',
+            createdTime: f.createdTime ?? null,
+            appProperties: { ...f.appProperties },
+          });
+      pageToken = res.data.nextPageToken ?? undefined;
+    } while (pageToken);
+    return files;
+  }
+
+  /**
+   * Deletes a file for good (files.delete: it skips the trash, so it stops counting against the
+   * quota at once). A file already gone (deleted by a concurrent call, or by hand) is not an error.
+   */
+  async deleteFile(fileId: string): Promise<void> {
+    try {
+      await withDriveRetry('delete file', { fileId }, this.policy, () =>
+        this.api.files.delete({ fileId, supportsAllDrives: true }, this.call),
+      );
+    } catch (err) {
+      if (!(err instanceof PostroomError && err.code === 'DRIVE.NOT_FOUND')) throw err;
     }
   }
 
