@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { watchAbandonedRuns } from './consumers/jobs/abandoned-runs.js';
+import { jobFailuresTotal } from './consumers/jobs/job-metrics.js';
 import { createJobsHandler, type JobRunner } from './consumers/jobs/jobs.handler.js';
 import { startConsumer, type RunningConsumer } from './infra/broker/consume.js';
 import type { Broker } from './infra/broker/connection.js';
@@ -49,6 +51,7 @@ describe('the scheduler: each due time once, whatever number of schedulers run',
         { name: 'once', kind: 'backup', schedule: '* * * * *', misfire: 'once' },
         { name: 'every', kind: 'backup', schedule: '* * * * *', misfire: 'all' },
         { name: 'flaky', kind: 'digest', schedule: '* * * * *' },
+        { name: 'orphan', kind: 'backup', schedule: '* * * * *' },
       ],
       { allowSeconds: true },
     );
@@ -222,6 +225,54 @@ describe('the scheduler: each due time once, whatever number of schedulers run',
     );
     expect(interrupted.detail).toContain('JOB.INTERRUPTED');
     expect(ran.length).toBe(before);
+    await s.stop();
+  });
+
+  it('a run left running by a dead process whose event never comes back is failed after a minute without heartbeat', async () => {
+    const clock = manualClock('2026-06-03T09:00:05Z');
+    const orphanJob = jobs.filter((j) => j.name === 'orphan');
+    const s = await startScheduler({ db: t.db, log, jobs: orphanJob, now: clock.now, tickMs: 0 });
+    const watch = watchAbandonedRuns({ db: t.db, log, now: clock.now, everyMs: 0 });
+    // What a process killed mid-run leaves when its event is gone (parked, or the queue purged): a
+    // `running` row whose heartbeat stopped at 09:00:10, and nothing in RabbitMQ to redeliver.
+    const runId = '0192f6a0-0000-7000-8000-0000000000f1';
+    await t.db
+      .insertInto('job_runs')
+      .values({
+        id: runId,
+        job: 'orphan',
+        kind: 'backup',
+        due_at: new Date('2026-06-03T09:00:00Z'),
+        trigger: 'schedule',
+        status: 'running',
+        detail: null,
+        queued_at: new Date('2026-06-03T09:00:00.100Z'),
+        started_at: new Date('2026-06-03T09:00:00.200Z'),
+        finished_at: null,
+        heartbeat_at: new Date('2026-06-03T09:00:10Z'),
+      })
+      .execute();
+    const statusOf = async () =>
+      await t.db.selectFrom('job_runs').selectAll().where('id', '=', runId).executeTakeFirstOrThrow();
+
+    clock.set('2026-06-03T09:00:40Z'); // 30 s without a heartbeat: it may still be working
+    expect(await watch.sweep()).toBe(0);
+    expect((await statusOf()).status).toBe('running');
+
+    clock.set('2026-06-03T09:01:11Z'); // 61 s: its process is gone
+    expect(await watch.sweep()).toBe(1);
+    expect(await s.tick()).toBe(1); // and 09:01 is due: the run in the way does not hold it up
+    const failed = await statusOf();
+    expect(failed.status).toBe('failed');
+    expect(failed.detail).toMatch(/^JOB\.INTERRUPTED: .*\(no sign of life since 2026-06-03T09:00:10\.000Z/);
+    expect(failed.finished_at?.toISOString()).toBe('2026-06-03T09:01:11.000Z');
+    // A failure like any other: the "Job failing" alert counts it.
+    const failures = (await jobFailuresTotal.get()).values.find((v) => v.labels.job === 'orphan');
+    expect(failures?.value).toBe(1);
+    await waitFor(() => runsOf('orphan').length === 1, 10_000, 'next due time');
+    expect(runsOf('orphan')[0]?.dueAt).toBe('2026-06-03T09:01:00.000Z');
+    expect(await watch.sweep()).toBe(0); // failed once, by one watcher
+    await watch.stop();
     await s.stop();
   });
 });

@@ -2,6 +2,7 @@ import { startConsumer } from '../../infra/broker/consume.js';
 import { lastSuccesses } from '../../infra/db/repositories/jobs.repository.js';
 import type { RoleContext, RoleHandle } from '../../infra/roles.js';
 import { loadSchedulesFile, type JobDefinition, type JobKind } from '../../infra/schedules/schedules-file.js';
+import { watchAbandonedRuns } from './abandoned-runs.js';
 import { watchLastSuccesses } from './job-metrics.js';
 import { createJobsHandler, type JobRunner } from './jobs.handler.js';
 import { defaultRunners, type RunnerOptions } from './runners.js';
@@ -16,8 +17,9 @@ export interface JobsRoleOptions extends RunnerOptions {
 }
 
 /**
- * Starts the jobs consumer (role `scheduler`): runs the job of each `schedule.fired`. Null, with a
- * log line, when SCHEDULES_FILE is not set.
+ * Starts the jobs consumer (role `scheduler`): runs the job of each `schedule.fired`, and fails the
+ * runs a dead process left `running` (`watchAbandonedRuns`). Null, with a log line, when
+ * SCHEDULES_FILE is not set.
  */
 export async function startJobs(ctx: RoleContext, opts: JobsRoleOptions = {}): Promise<RoleHandle | null> {
   const file = ctx.config.SCHEDULES_FILE;
@@ -33,5 +35,11 @@ export async function startJobs(ctx: RoleContext, opts: JobsRoleOptions = {}): P
     now: opts.now,
   });
   const consumer = await startConsumer(def, ctx);
-  return { stop: () => consumer.stop() };
+  const abandoned = watchAbandonedRuns({ db: ctx.db, log: ctx.log, now: opts.now });
+  return {
+    stop: async () => {
+      await abandoned.stop();
+      await consumer.stop();
+    },
+  };
 }

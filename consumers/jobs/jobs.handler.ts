@@ -3,7 +3,12 @@ import type { EventOf, EventType } from '../../contracts/index.js';
 import type { ConsumerDefinition, Emit } from '../../infra/broker/handler.js';
 import { SUBSCRIPTIONS } from '../../infra/broker/subscriptions.js';
 import type { Database, Db } from '../../infra/db/database.js';
-import { finishRun, heartbeatRun, startRun } from '../../infra/db/repositories/jobs.repository.js';
+import {
+  finishRun,
+  heartbeatRun,
+  INTERRUPTED,
+  startRun,
+} from '../../infra/db/repositories/jobs.repository.js';
 import { errorTracker } from '../../infra/error-tracking.js';
 import { describeError } from '../../infra/errors.js';
 import type { Logger } from '../../infra/logger.js';
@@ -69,15 +74,7 @@ export function createJobsHandler(deps: JobsHandlerDeps): ConsumerDefinition<'sc
         return;
       }
       if (before.status === 'running') {
-        await ctx.commit(async (trx) =>
-          finishRun(
-            trx,
-            runId,
-            'failed',
-            'JOB.INTERRUPTED: the process running it stopped before it finished',
-            now(),
-          ),
-        );
+        await ctx.commit(async (trx) => finishRun(trx, runId, 'failed', INTERRUPTED, now()));
         jobRunsTotal.inc({ job, outcome: 'failed' });
         jobFailuresTotal.inc({ job });
         log.warn('a run cut off by a crash is recorded as failed; the job runs again at its next due time');

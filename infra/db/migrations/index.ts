@@ -7,6 +7,7 @@ import * as conversion from './20261203T0800-conversion.js';
 import * as honestDone from './20261203T0800-honest-done.js';
 import * as filesBack from './20261203T0810-files-back.js';
 import * as scheduler from './20261203T0930-scheduler.js';
+import * as jobRunsRunning from './20261203T1600-job-runs-running.js';
 
 /**
  * Every migration, by name; names start with a UTC timestamp so they sort in the order they were
@@ -21,4 +22,5 @@ export const migrations: Record<string, Migration> = {
   '20261203T0800-honest-done': honestDone,
   '20261203T0810-files-back': filesBack,
   '20261203T0930-scheduler': scheduler,
+  '20261203T1600-job-runs-running': jobRunsRunning,
 };

@@ -256,6 +256,41 @@ export async function heartbeatRun(db: Db, id: string, now: Date): Promise<void>
   await db.updateTable('job_runs').set({ heartbeat_at: now }).where('id', '=', id).execute();
 }
 
+/** Why a run whose process stopped mid-run is failed (the jobs consumer and the scheduler's sweep say the same). */
+export const INTERRUPTED = 'JOB.INTERRUPTED: the process running it stopped before it finished';
+
+/**
+ * Fails the runs still `running` whose heartbeat is older than `staleMs`: the process running them
+ * died (killed, its machine gone) and no redelivery of their event came to say so (the message was
+ * parked, or no jobs consumer has read the queue since). Each is checked again as it is updated, so a
+ * run that touched its heartbeat meanwhile is left alone; should its process still be alive after
+ * all (cut off from MySQL for a while), its own outcome replaces this one when it finishes. Returns
+ * the runs failed.
+ */
+export async function failAbandonedRuns(db: Db, now: Date, staleMs = RUN_STALE_MS): Promise<JobRunsTable[]> {
+  const cutoff = new Date(now.getTime() - staleMs);
+  const stale = await db
+    .selectFrom('job_runs')
+    .selectAll()
+    .where('status', '=', 'running')
+    .where('heartbeat_at', '<', cutoff)
+    .limit(100)
+    .execute();
+  const failed: JobRunsTable[] = [];
+  for (const run of stale) {
+    const detail = `${INTERRUPTED} (no sign of life since ${run.heartbeat_at?.toISOString() ?? 'its start'})`;
+    const r = await db
+      .updateTable('job_runs')
+      .set({ status: 'failed', detail, finished_at: now })
+      .where('id', '=', run.id)
+      .where('status', '=', 'running')
+      .where('heartbeat_at', '<', cutoff)
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 1) failed.push({ ...run, status: 'failed', detail, finished_at: now });
+  }
+  return failed;
+}
+
 /** Records how a run ended. */
 export async function finishRun(
   trx: Db | Transaction<Database>,
