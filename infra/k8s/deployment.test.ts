@@ -108,7 +108,7 @@ interface Container {
   lifecycle?: { preStop?: { exec?: { command?: string[] } } };
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   securityContext?: { allowPrivilegeEscalation?: boolean; readOnlyRootFilesystem?: boolean };
-  volumeMounts?: { name: string; mountPath: string }[];
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
 }
 interface K8sObject {
   apiVersion?: string;
@@ -127,10 +127,12 @@ interface K8sObject {
         terminationGracePeriodSeconds?: number;
         securityContext?: { runAsNonRoot?: boolean; runAsUser?: number };
         containers?: Container[];
-        volumes?: { name: string; emptyDir?: object }[];
+        volumes?: { name: string; emptyDir?: object; persistentVolumeClaim?: { claimName: string } }[];
       };
     };
     scaleTargetRef?: { kind?: string; name?: string };
+    accessModes?: string[];
+    resources?: { requests?: Record<string, string> };
     minReplicas?: number;
     maxReplicas?: number;
     minAvailable?: number | string;
@@ -550,6 +552,21 @@ describe('Kubernetes manifests (infra/k8s)', () => {
       if (pod.serviceAccountName) expect(named('ServiceAccount', pod.serviceAccountName)).toBeDefined();
     },
   );
+
+  it('keeps the backups on a claim of the base, mounted writable at BACKUP_DIR and shared by the scheduler replicas', () => {
+    const d = deploymentOf('scheduler')!;
+    const backupDir = named('ConfigMap', 'postroom-config')?.data?.['BACKUP_DIR'];
+    const mount = containerOf(d).volumeMounts?.find((m) => m.mountPath === backupDir);
+    expect(mount, `a volume mounted at BACKUP_DIR (${backupDir})`).toBeDefined();
+    expect(mount?.readOnly).not.toBe(true);
+    const volume = d.spec?.template?.spec?.volumes?.find((v) => v.name === mount?.name);
+    const claim = named('PersistentVolumeClaim', volume?.persistentVolumeClaim?.claimName ?? '');
+    expect(claim, 'BACKUP_DIR is a PersistentVolumeClaim listed in kustomization.yaml').toBeDefined();
+    expect(bytes(claim?.spec?.resources?.requests?.['storage'])).toBeGreaterThanOrEqual(2 ** 30);
+    // More than one pod mounts it (replicas, or a rolling update's extra pod): one node alone may not.
+    if ((d.spec?.replicas ?? 1) > 1 || d.spec?.strategy?.type !== 'Recreate')
+      expect(claim?.spec?.accessModes).toContain('ReadWriteMany');
+  });
 
   it('runs exactly one IMAP poller, replaced with Recreate, never autoscaled', () => {
     const d = deploymentOf('imap')!;
