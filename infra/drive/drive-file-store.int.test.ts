@@ -233,6 +233,36 @@ describe('DriveFileStore uploads', () => {
   });
 });
 
+describe('DriveFileStore listing and deleting by app property', () => {
+  it('lists every page of the folder files with the property, and nothing else; deletes one for good', async () => {
+    const store = await newStore();
+    const folder = fake.seed({ name: unique(), parents: ['root'], mimeType: FOLDER_MIME });
+    const other = fake.seed({ name: unique(), parents: ['root'], mimeType: FOLDER_MIME });
+    const mine = { postroomBackup: '1' };
+    // More than one page of 1000.
+    for (let i = 0; i < 1002; i++)
+      fake.seed({ name: `b-${String(i).padStart(4, '0')}`, parents: [folder.id], appProperties: mine });
+    fake.seed({ name: 'a person’s file', parents: [folder.id] });
+    fake.seed({ name: 'other value', parents: [folder.id], appProperties: { postroomBackup: '0' } });
+    fake.seed({ name: 'trashed', parents: [folder.id], appProperties: mine, trashed: true });
+    fake.seed({ name: 'elsewhere', parents: [other.id], appProperties: mine });
+
+    const listed = await store.listByAppProperty(folder.id, 'postroomBackup', '1');
+    expect(listed).toHaveLength(1002);
+    expect(new Set(listed.map((f) => f.name)).size).toBe(1002);
+    expect(listed.every((f) => f.name.startsWith('b-') && f.appProperties['postroomBackup'] === '1')).toBe(
+      true,
+    );
+    expect(listed[0]?.createdTime).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(fake.requestsTo('GET', '/drive/v3/files').at(-1)?.query['pageToken']).toBe('1000');
+
+    await store.deleteFile(listed[0]!.fileId);
+    expect(fake.file(listed[0]!.fileId)).toBeUndefined();
+    await store.deleteFile(listed[0]!.fileId); // already gone: not an error
+    expect(await store.listByAppProperty(folder.id, 'postroomBackup', '1')).toHaveLength(1001);
+  });
+});
+
 describe('DriveFileStore failures', () => {
   it('retries 429, 403 rateLimitExceeded and 403 userRateLimitExceeded, then succeeds', async () => {
     const store = await newStore();
