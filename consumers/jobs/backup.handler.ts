@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ListedFile, UploadRequest, UploadResult } from '../../infra/drive/drive-client.js';
 import { createBackup, isBackupName, pruneBackups, type BackupResult } from '../../infra/backup/backup.js';
 import type { ToolTls } from '../../infra/backup/mysql-tools.js';
+import { describeError } from '../../infra/errors.js';
 import type { Logger } from '../../infra/logger.js';
 import type { JobRunner } from './jobs.handler.js';
 
@@ -45,7 +46,7 @@ async function sha256File(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** What a sync of the Drive folder did. */
+/** What a sync of the Drive folder did (so far, when it failed half way). */
 interface DriveSync {
   /** Drive file ids of the archives uploaded, by name. */
   uploaded: Map<string, string>;
@@ -73,13 +74,13 @@ async function syncDriveFolder(
   copies: readonly ListedFile[],
   made: { name: string; runId: string } | null,
   log: Logger,
-): Promise<DriveSync> {
+  done: DriveSync,
+): Promise<void> {
   const local = new Set((await readdir(dir).catch(() => [] as string[])).filter(isBackupName));
   const byName = new Map<string, ListedFile[]>();
   for (const c of copies) if (isBackupName(c.name)) byName.set(c.name, [...(byName.get(c.name) ?? []), c]);
   const kept = new Set([...new Set([...local, ...byName.keys()])].sort().reverse().slice(0, keep));
 
-  const uploaded = new Map<string, string>();
   for (const name of [...kept].filter((n) => local.has(n) && !byName.has(n)).sort()) {
     const file = join(dir, name);
     const fileId = await drive.store.reserveFileId();
@@ -96,27 +97,27 @@ async function syncDriveFolder(
       },
       open: () => createReadStream(file),
     });
-    uploaded.set(name, result.fileId);
+    done.uploaded.set(name, result.fileId);
     log.info({ name, fileId: result.fileId }, 'backup: uploaded to Drive');
   }
 
-  let deleted = 0;
   const byAge = (a: ListedFile, b: ListedFile) => (a.createdTime ?? '').localeCompare(b.createdTime ?? '');
   for (const [name, files] of byName) {
     const extra = kept.has(name) ? [...files].sort(byAge).slice(1) : files;
     for (const f of extra) {
       await drive.store.deleteFile(f.fileId);
-      deleted++;
+      done.deleted++;
       log.info({ name, fileId: f.fileId }, 'backup: older copy deleted from Drive');
     }
   }
-  return { uploaded, deleted };
 }
 
 /**
  * `backup`: what `npm run backup` does (BACKUP_DIR/postroom-<UTC time>.tar.gz, a consistent dump and
  * its manifest); with Drive, makes DRIVE_BACKUP_FOLDER_ID hold the newest BACKUP_KEEP backups (see
- * `syncDriveFolder`); then keeps the newest BACKUP_KEEP backups of BACKUP_DIR.
+ * `syncDriveFolder`); then keeps the newest BACKUP_KEEP backups of BACKUP_DIR. Drive failing costs no
+ * backup: the archive is written and BACKUP_DIR pruned all the same, and the run is recorded failed
+ * with Drive's error (the next run uploads what the folder still lacks).
  *
  * A run of the same id tried again (after a crash between the upload and the deletions) finds its own
  * archive in the folder by its {@link BACKUP_RUN_PROPERTY}: it makes no second backup, and finishes
@@ -125,10 +126,15 @@ async function syncDriveFolder(
 export function createBackupRunner(deps: BackupDeps): JobRunner {
   return async ({ runId, log }) => {
     const drive = deps.drive ?? null;
+    const list = () => drive!.store.listByAppProperty(drive!.folderId, BACKUP_PROPERTY, '1');
+    // Drive being down must not cost the local backup: the listing is tried again after it.
     const copies = drive
-      ? await drive.store.listByAppProperty(drive.folderId, BACKUP_PROPERTY, '1')
-      : ([] as ListedFile[]);
-    const earlier = copies.find((c) => c.appProperties[BACKUP_RUN_PROPERTY] === runId);
+      ? await list().catch((err: unknown) => {
+          log.warn({ err }, 'backup: the Drive folder could not be listed; backing up first');
+          return null;
+        })
+      : null;
+    const earlier = copies?.find((c) => c.appProperties[BACKUP_RUN_PROPERTY] === runId);
     let backup: BackupResult | null = null;
     if (!earlier)
       backup = await createBackup({
@@ -148,15 +154,16 @@ export function createBackupRunner(deps: BackupDeps): JobRunner {
       );
     } else
       parts.push(`${name}: made by an earlier attempt of this run, already on Drive as ${earlier!.fileId}`);
+    let driveFailure: string | null = null;
     if (drive) {
-      const sync = await syncDriveFolder(
-        drive,
-        resolve(deps.dir),
-        deps.keep,
-        copies,
-        backup ? { name, runId } : null,
-        log,
-      );
+      const sync: DriveSync = { uploaded: new Map(), deleted: 0 };
+      try {
+        const made = backup ? { name, runId } : null;
+        await syncDriveFolder(drive, resolve(deps.dir), deps.keep, copies ?? (await list()), made, log, sync);
+      } catch (err) {
+        log.warn({ err }, 'backup: written to BACKUP_DIR, but Drive failed');
+        driveFailure = describeError(err);
+      }
       const own = sync.uploaded.get(name);
       if (own) parts.push(`uploaded to Drive as ${own}`);
       const others = sync.uploaded.size - (own ? 1 : 0);
@@ -165,6 +172,10 @@ export function createBackupRunner(deps: BackupDeps): JobRunner {
     }
     const pruned = await pruneBackups(deps.dir, deps.keep);
     if (pruned.length > 0) parts.push(`deleted ${pruned.length} older locally`);
+    // The archive is in BACKUP_DIR either way; the run fails when Drive did not get its copy, and the
+    // next run uploads what the folder still lacks.
+    if (driveFailure)
+      return { detail: `${parts.join('; ')}; Drive failed: ${driveFailure}`, outcome: 'failed' };
     return { detail: parts.join('; ') };
   };
 }

@@ -123,7 +123,9 @@ describe('the backup job', () => {
       reason: 'insufficientFilePermissions',
     });
     const runId = '0192f6a0-0000-7000-8000-00000000c0de';
-    await expect(run(1, runId)).rejects.toThrow(/DRIVE|403|permission/i);
+    const cut = await run(1, runId);
+    expect(cut.outcome).toBe('failed');
+    expect(cut.detail).toMatch(/; uploaded to Drive as \S+; .*Drive failed: DRIVE\.FORBIDDEN: /);
     expect(driveBackups()).toHaveLength(2);
     const newest = driveBackups()[1];
     expect(uploads()).toBe(before + 1);
@@ -136,11 +138,16 @@ describe('the backup job', () => {
     expect(await localBackups()).toEqual([newest]);
   });
 
-  it('a backup whose upload failed is uploaded by the next run, when it is still among the newest', async () => {
-    fake.failNext({ method: 'POST', path: '/upload/drive/v3/files', status: 403, reason: 'forbidden' });
-    await expect(run(3)).rejects.toThrow();
+  it('Drive down costs no local backup; what Drive missed is uploaded by the next run, if still among the newest', async () => {
+    // Drive answers nothing for the whole run: the listing, then the upload.
+    fake.failNext({ path: /^\/(upload\/)?drive\/v3\/files/, status: 403, reason: 'forbidden', times: 10 });
+    const down = await run(3);
+    expect(down.outcome).toBe('failed');
+    expect(down.detail).toMatch(/^postroom-\S+: \d+ bytes, .*; Drive failed: DRIVE\.FORBIDDEN: /);
     const [missed] = await localBackups();
+    expect(missed).toBeDefined();
     expect(driveBackups()).toEqual([]);
+    fake.clearFaults();
 
     const next = await run(3);
     expect(driveBackups()).toEqual(await localBackups());
