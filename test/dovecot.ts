@@ -62,7 +62,7 @@ async function startLocal(options: { user: string; password?: string; tls?: bool
     const why = process.env['TEST_DOVECOT_UNAVAILABLE'];
     throw new Error(
       'Dovecot is not installed (no /usr/sbin/dovecot): run scripts/install-dovecot.sh, or make Docker ' +
-        `available and the tests run it in a container${why ? ` (${why})` : ''}`,
+        `available, and the tests run it in a container${why ? `. ${why}` : ''}`,
     );
   }
   const base = await launchDovecot(options);

@@ -122,7 +122,8 @@ async function placeDovecot(forced: boolean): Promise<{ run: string } | null> {
     if (!(await client.image.exists(name))) {
       console.log(`test services: pulling ${image} for Dovecot`);
       await client.image.pull(name);
-      if (!(await client.image.exists(name))) throw new Error(`the image ${image} could not be pulled`);
+      if (!(await client.image.exists(name)))
+        throw new Error(`the image ${image} could not be pulled (TEST_DOVECOT_IMAGE names another)`);
     }
   } catch (err) {
     const why = `Dovecot in a container (${image}) is not available: ${String(err)}`;
