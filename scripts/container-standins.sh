@@ -11,6 +11,8 @@
 #   localhost/postroom-standin/mysql:8.4              for mysql:8.4: Debian's MariaDB 10.11
 #   localhost/postroom-standin/rabbitmq:3-management  for rabbitmq:3.13-management: Debian's 3.10
 #   localhost/postroom-standin/nginx:1.22             for nginxinc/nginx-unprivileged: Debian's nginx-light
+#   localhost/postroom-standin/dovecot:2.3            for dovecot/dovecot:2.3.21 (the tests' IMAP server,
+#                                                     test/dovecot-container.ts): Debian's dovecot-imapd
 #
 # Prints the variables that point Compose and the Dockerfile at them (source the output, or read
 # scripts/container-smoke.sh). Idempotent: an image that exists is kept (STANDIN_REBUILD=1 remakes all).
@@ -153,10 +155,20 @@ CONTAINERFILE
   build "$NGINX_IMAGE" "$ctx"
 fi
 
+# --- dovecot (the tests' Dovecot in a container; Compose builds its own from infra/dovecot) ------
+# The tests run it with their own configuration (`dovecot -F -c ...`): the image only has to have
+# Dovecot 2.3's dovecot and doveadm on PATH, as the upstream image does.
+DOVECOT_IMAGE="$PREFIX/dovecot:2.3"
+if ! have "$DOVECOT_IMAGE"; then
+  rootfs dovecot dovecot-imapd
+  "$ENGINE" tag "$PREFIX/dovecot-rootfs:bookworm" "$DOVECOT_IMAGE"
+fi
+
 cat <<VARS
 DEBIAN_IMAGE=$DEBIAN_IMAGE
 NODE_IMAGE=$NODE_IMAGE
 MYSQL_IMAGE=$MYSQL_IMAGE
 RABBITMQ_IMAGE=$RABBITMQ_IMAGE
 NGINX_IMAGE=$NGINX_IMAGE
+DOVECOT_IMAGE=$DOVECOT_IMAGE
 VARS

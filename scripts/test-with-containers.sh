@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Checks the test suite's container path (test/global-setup.ts) on a machine that has local services:
-# TEST_SERVICES=containers makes the setup start RabbitMQ and MySQL with testcontainers instead, on the
-# machine's Docker or, without one, podman's Docker-compatible socket. Images: the usual ones when they
-# can be pulled, else the local stand-ins (scripts/container-standins.sh). Runs the given test files
-# (default: a few that use RabbitMQ, MySQL and a whole process). Not part of CI: slow, needs an engine.
+# TEST_SERVICES=containers makes the setup start RabbitMQ and MySQL with testcontainers instead, and
+# every test file's Dovecot in a container of its own (test/dovecot-container.ts), on the machine's
+# Docker or, without one, podman's Docker-compatible socket. Images: the usual ones when they can be
+# pulled, else the local stand-ins (scripts/container-standins.sh). Runs the given test files
+# (default: a few that use RabbitMQ, MySQL, Dovecot and a whole process). Not part of CI: slow, needs
+# an engine.
 #   scripts/test-with-containers.sh [test files...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,11 +28,11 @@ if ! { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }; then
   # No registry reachable: the stand-ins (built once, then reused).
   if ! timeout 60 podman pull -q rabbitmq:3.13-management >/dev/null 2>&1; then
     eval "$(scripts/container-standins.sh)"
-    export TEST_RABBITMQ_IMAGE="$RABBITMQ_IMAGE" TEST_MYSQL_IMAGE="$MYSQL_IMAGE"
+    export TEST_RABBITMQ_IMAGE="$RABBITMQ_IMAGE" TEST_MYSQL_IMAGE="$MYSQL_IMAGE" TEST_DOVECOT_IMAGE="$DOVECOT_IMAGE"
   fi
 fi
 if [ $# -eq 0 ]; then
-  set -- infra/broker infra/db producers/inbox-folder
+  set -- infra/broker infra/db producers/inbox-folder producers/imap-poller
 fi
 npm run -s build
 unset AMQP_URL MYSQL_URL

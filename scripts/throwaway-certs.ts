@@ -5,13 +5,14 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 
 /** Where `makeCertificates` put the PEM files. */
 export interface CertificateFiles {
   /** The CA's certificate: what a client must trust. */
   caFile: string;
-  /** The server's certificate (SAN `IP:127.0.0.1, DNS:localhost`). */
+  /** The server's certificate (SAN `IP:127.0.0.1, DNS:localhost` and any `hosts` asked for). */
   certFile: string;
   /** The server's private key (unencrypted). */
   keyFile: string;
@@ -37,10 +38,11 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 
 /**
  * The openssl configuration of the throwaway certificates: a CA that may only sign, and a server
- * certificate for 127.0.0.1 and localhost, as a real private CA would issue it (clients check the
- * SAN, not the CN). Our own file, so the system's openssl.cnf cannot add or clash with extensions.
+ * certificate for 127.0.0.1 and localhost (and `hosts`), as a real private CA would issue it (clients
+ * check the SAN, not the CN). Our own file, so the system's openssl.cnf cannot add or clash with
+ * extensions.
  */
-const OPENSSL_CNF = `[req]
+const opensslCnf = (hosts: readonly string[]) => `[req]
 distinguished_name = dn
 prompt = no
 x509_extensions = ca
@@ -54,7 +56,7 @@ subjectKeyIdentifier = hash
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectAltName = ${['IP:127.0.0.1', 'DNS:localhost', ...hosts.map((h) => (isIP(h) ? `IP:${h}` : `DNS:${h}`))].join(', ')}
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 `;
@@ -63,12 +65,19 @@ authorityKeyIdentifier = keyid
  * Makes a CA and a server certificate it signs, valid two days, in `<dir>/tls`. P-256 keys: making
  * them takes milliseconds where RSA takes a noticeable part of a second. The server presents its own
  * certificate only, not the CA's, as servers with a private CA usually do: a client that does not
- * trust the CA fails with "unable to verify the first certificate".
+ * trust the CA fails with "unable to verify the first certificate". `hosts`: names or addresses the
+ * server is reached at besides 127.0.0.1 and localhost (a container engine's address, say).
  */
-export async function makeCertificates(dir: string): Promise<CertificateFiles> {
+export async function makeCertificates(
+  dir: string,
+  hosts: readonly string[] = [],
+): Promise<CertificateFiles> {
   const out = join(dir, 'tls');
   await mkdir(out, { mode: 0o755 });
-  await writeFile(join(out, 'openssl.cnf'), OPENSSL_CNF);
+  await writeFile(
+    join(out, 'openssl.cnf'),
+    opensslCnf(hosts.filter((h) => h !== '127.0.0.1' && h !== 'localhost')),
+  );
   // Run in `out` with file names free of spaces, so each command can be written as one line.
   const newKey = '-config openssl.cnf -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1';
   const steps = [

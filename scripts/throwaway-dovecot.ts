@@ -75,11 +75,12 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function waitForGreeting(port: number, timeoutMs: number): Promise<void> {
+/** Waits until an IMAP server greets (`* OK`) on host:port; throws after `timeoutMs`. */
+export async function waitForGreeting(host: string, port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1');
+      const socket = connect(port, host);
       const done = (v: boolean) => {
         socket.destroy();
         resolve(v);
@@ -90,26 +91,35 @@ async function waitForGreeting(port: number, timeoutMs: number): Promise<void> {
     });
     if (ok) return;
     if (Date.now() > deadline)
-      throw new Error(`Dovecot did not answer on 127.0.0.1:${port} within ${timeoutMs} ms`);
+      throw new Error(`Dovecot did not answer on ${host}:${port} within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
 /** What the TLS mode adds to the configuration. */
-interface TlsConfig {
+export interface TlsConfig {
   port: number;
   certFile: string;
   keyFile: string;
 }
 
-function config(
-  dir: string,
-  port: number,
-  asRoot: boolean,
-  uid: number,
-  gid: number,
-  tls: TlsConfig | null,
-): string {
+/** Where and how a throwaway Dovecot runs: what its configuration file says. */
+export interface DovecotLayout {
+  /** The directory holding the configuration, the mail, the state and the log. */
+  dir: string;
+  /** Address it listens on: 127.0.0.1 on this machine, `*` in a container. */
+  listen: string;
+  /** Plain IMAP (and STARTTLS) port. */
+  port: number;
+  /** Whether its master runs as root (then logins run as Dovecot's own users, mail as uid/gid). */
+  asRoot: boolean;
+  uid: number;
+  gid: number;
+  tls: TlsConfig | null;
+}
+
+/** The configuration file of a throwaway Dovecot (Dovecot 2.3 syntax). */
+export function dovecotConfig({ dir, listen, port, asRoot, uid, gid, tls }: DovecotLayout): string {
   // Without root every Dovecot process runs as the current user.
   const self = asRoot
     ? ''
@@ -125,7 +135,7 @@ function config(
   const imaps = tls ? `port = ${tls.port}\n    ssl = yes` : 'port = 0';
   return `# throwaway Postroom server (tests, benchmarks)
 protocols = imap
-listen = 127.0.0.1
+listen = ${listen}
 base_dir = ${dir}/run
 state_dir = ${dir}/state
 instance_name = postroom-${randomBytes(4).toString('hex')}
@@ -158,6 +168,33 @@ service pop3-login {
 `;
 }
 
+/** Its passwd-file: the one user with a plain-text password. */
+export const dovecotUsers = (user: string, password: string): string => `${user}:{PLAIN}${password}\n`;
+
+/**
+ * An imapflow client for a throwaway Dovecot's user, connected. With `ca` (TLS mode) it takes the
+ * STARTTLS the server offers and trusts that CA.
+ */
+export async function dovecotClient(opts: {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  ca?: Buffer;
+}): Promise<ImapFlow> {
+  const c = new ImapFlow({
+    host: opts.host,
+    port: opts.port,
+    secure: false,
+    auth: { user: opts.user, pass: opts.password },
+    logger: false,
+    ...(opts.ca && { tls: { ca: opts.ca } }),
+  });
+  c.on('error', () => undefined); // failures surface as rejected commands
+  await c.connect();
+  return c;
+}
+
 /**
  * Starts a Dovecot of its own; throws when it is not installed or does not come up. With `tls: true`
  * it also listens for TLS on a port of its own and offers STARTTLS on the plain one, with a
@@ -181,7 +218,7 @@ export async function launchDovecot(
   await mkdir(join(dir, 'mail'), { recursive: true });
   await mkdir(join(dir, 'state'), { recursive: true });
   if (asRoot) await chown(join(dir, 'mail'), uid, gid);
-  await writeFile(join(dir, 'users'), `${user}:{PLAIN}${password}\n`, { mode: 0o644 });
+  await writeFile(join(dir, 'users'), dovecotUsers(user, password), { mode: 0o644 });
   const port = await freePort();
   const conf = join(dir, 'dovecot.conf');
   let tls: (TlsConfig & { caFile: string; ca: Buffer }) | null = null;
@@ -194,10 +231,10 @@ export async function launchDovecot(
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
-  await writeFile(conf, config(dir, port, asRoot, uid, gid, tls));
+  await writeFile(conf, dovecotConfig({ dir, listen: '127.0.0.1', port, asRoot, uid, gid, tls }));
   try {
     await runDetached(bin, ['-c', conf]);
-    await waitForGreeting(port, 15_000);
+    await waitForGreeting('127.0.0.1', port, 15_000);
   } catch (err) {
     const log = await readFile(join(dir, 'dovecot.log'), 'utf8').catch(() => '');
     await runDetached(bin, ['-c', conf, 'stop']).catch(() => undefined);
@@ -213,20 +250,8 @@ export async function launchDovecot(
     dir,
     conf,
     tls: tls && { port: tls.port, caFile: tls.caFile },
-    async client() {
-      const c = new ImapFlow({
-        host: '127.0.0.1',
-        port,
-        secure: false,
-        auth: { user, pass: password },
-        logger: false,
-        // In TLS mode imapflow takes the STARTTLS the server offers: it must trust the throwaway CA.
-        ...(tls && { tls: { ca: tls.ca } }),
-      });
-      c.on('error', () => undefined); // failures surface as rejected commands
-      await c.connect();
-      return c;
-    },
+    // In TLS mode imapflow takes the STARTTLS the server offers: it must trust the throwaway CA.
+    client: () => dovecotClient({ host: '127.0.0.1', port, user, password, ca: tls?.ca }),
     async stop() {
       await runDetached(bin, ['-c', conf, 'stop']).catch(() => undefined);
       // The master removes its pid file on exit; wait for it so the port is free again.

@@ -4,17 +4,18 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { ImapFlow } from 'imapflow';
 import { findDovecot as locate, launchDovecot, type DovecotTls } from '../scripts/throwaway-dovecot.js';
+import { startDovecotContainer } from './dovecot-container.js';
 
 export type { DovecotTls } from '../scripts/throwaway-dovecot.js';
 
 const run = promisify(execFile);
 
 /**
- * One throwaway Dovecot server (loopback, plain text unless started with `tls`, one passwd-file user,
- * maildir).
+ * One throwaway Dovecot server (plain text unless started with `tls`, one passwd-file user, maildir):
+ * on this machine's loopback, or in a container of its own (TEST_DOVECOT=container).
  */
 export interface DovecotServer {
-  /** Always 127.0.0.1. */
+  /** 127.0.0.1 (or, with a remote container engine, that machine). */
   host: string;
   /** The random free port it listens on (plain IMAP: use `IMAP_SECURE=false`; STARTTLS in TLS mode). */
   port: number;
@@ -24,10 +25,6 @@ export interface DovecotServer {
   user: string;
   /** Its password. */
   password: string;
-  /** The temporary directory holding the configuration, the mail and the log. */
-  dir: string;
-  /** Path of the configuration file (`dovecot -c <conf>`). */
-  conf: string;
   /** Opens a connected imapflow client for the user (log it out when done). */
   client(): Promise<ImapFlow>;
   /** Appends a raw message through IMAP; resolves with its UID (Dovecot has UIDPLUS). */
@@ -45,34 +42,57 @@ export interface DovecotServer {
   changeUidValidity(mailbox?: string): Promise<string>;
   /** The server's log (for failing tests). */
   log(): Promise<string>;
-  /** Stops the server and removes its directory. */
+  /** Stops the server and removes its directory (or its container). */
   stop(): Promise<void>;
 }
 
-/** Finds the dovecot binary or throws telling how to install it. */
-export function findDovecot(): string {
-  const bin = locate();
-  if (!bin)
-    throw new Error('Dovecot is not installed (no /usr/sbin/dovecot): run scripts/install-dovecot.sh');
-  return bin;
+/** What startDovecot needs of a server, wherever it runs. */
+type Started = Pick<
+  DovecotServer,
+  'host' | 'port' | 'tls' | 'user' | 'password' | 'client' | 'log' | 'stop'
+> & {
+  /** Runs doveadm on the server's configuration. */
+  doveadm(args: string[]): Promise<void>;
+};
+
+/** A Dovecot on this machine (`scripts/throwaway-dovecot.ts`). */
+async function startLocal(options: { user: string; password?: string; tls?: boolean }): Promise<Started> {
+  if (!locate()) {
+    // test/global-setup.ts says why the container path is not taken when it was looked for.
+    const why = process.env['TEST_DOVECOT_UNAVAILABLE'];
+    throw new Error(
+      'Dovecot is not installed (no /usr/sbin/dovecot): run scripts/install-dovecot.sh, or make Docker ' +
+        `available, and the tests run it in a container${why ? `. ${why}` : ''}`,
+    );
+  }
+  const base = await launchDovecot(options);
+  const doveadm = base.bin.replace(/dovecot$/, 'doveadm').replace('/sbin/', '/bin/');
+  return {
+    ...base,
+    doveadm: async (args) => {
+      await run(doveadm, ['-c', base.conf, ...args]);
+    },
+    log: () => readFile(join(base.dir, 'dovecot.log'), 'utf8').catch(() => ''),
+  };
 }
 
 /**
- * Starts a Dovecot of its own for one test file (`scripts/throwaway-dovecot.ts`: loopback, a random
- * free port, a passwd-file user, maildir in a temporary directory) with what tests need on top.
- * `tls: true` adds a TLS port and STARTTLS with a certificate from a throwaway CA (`tls.caFile`).
- * Throws a clear error when Dovecot (or, for `tls`, openssl) is not installed.
+ * Starts a Dovecot of its own for one test file (a random free port, a passwd-file user, maildir in a
+ * temporary directory) with what tests need on top. `tls: true` adds a TLS port and STARTTLS with a
+ * certificate from a throwaway CA (`tls.caFile`). It runs on this machine (`scripts/throwaway-dovecot.ts`)
+ * or, with TEST_DOVECOT=container (test/global-setup.ts sets it when no dovecot is installed and a
+ * container engine answers), in a container of its own (`test/dovecot-container.ts`); the tests see
+ * no difference. Throws a clear error when Dovecot (or, for `tls`, openssl) is not available.
  */
 export async function startDovecot(
   options: { user?: string; password?: string; tls?: boolean } = {},
 ): Promise<DovecotServer> {
-  const base = await launchDovecot({
-    user: options.user ?? 'postroom',
-    password: options.password,
-    tls: options.tls,
-  });
-  const { user, conf, dir } = base;
-  const doveadm = base.bin.replace(/dovecot$/, 'doveadm').replace('/sbin/', '/bin/');
+  const wanted = { user: options.user ?? 'postroom', password: options.password, tls: options.tls };
+  const base =
+    process.env['TEST_DOVECOT'] === 'container'
+      ? await startDovecotContainer(wanted)
+      : await startLocal(wanted);
+  const { user } = base;
   const withClient = async <T>(fn: (c: ImapFlow) => Promise<T>): Promise<T> => {
     const c = await base.client();
     try {
@@ -88,8 +108,6 @@ export async function startDovecot(
     tls: base.tls,
     user,
     password: base.password,
-    dir,
-    conf,
     client: () => base.client(),
     append: (raw, opts = {}) =>
       withClient(async (c) => {
@@ -123,10 +141,10 @@ export async function startDovecot(
     async changeUidValidity(mailbox = 'INBOX') {
       const current = BigInt(await server.uidValidity(mailbox));
       const next = String(current + 1000n + BigInt(Math.floor(Math.random() * 1000)));
-      await run(doveadm, ['-c', conf, 'mailbox', 'update', '-u', user, '--uid-validity', next, mailbox]);
+      await base.doveadm(['mailbox', 'update', '-u', user, '--uid-validity', next, mailbox]);
       return next;
     },
-    log: () => readFile(join(dir, 'dovecot.log'), 'utf8').catch(() => ''),
+    log: () => base.log(),
     stop: () => base.stop(),
   };
   return server;

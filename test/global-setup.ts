@@ -1,5 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { connect } from 'amqplib';
 import { createConnection } from 'mysql2';
+import { findDovecot } from '../scripts/throwaway-dovecot.js';
+import { containerUlimits, DEFAULT_DOVECOT_IMAGE, RUN_LABEL, testcontainers } from './containers.js';
 import { testAmqpUrl, testMysqlServer } from './env.js';
 
 /** Hides the password of a URL for messages. */
@@ -50,17 +53,10 @@ interface Started {
  * TEST_RABBITMQ_IMAGE (rabbitmq:3.13-management) and TEST_MYSQL_IMAGE (mysql:8.4).
  */
 async function startContainers(need: { rabbitmq: boolean; mysql: boolean }): Promise<Started[]> {
-  // Imported only on this path: machines with local services never load it. No reaper container (its
-  // image would have to be pulled too); the teardown below stops what was started.
-  process.env['TESTCONTAINERS_RYUK_DISABLED'] ??= 'true';
-  const { GenericContainer, getContainerRuntimeClient } = await import('testcontainers');
+  const { GenericContainer, getContainerRuntimeClient } = await testcontainers();
   await getContainerRuntimeClient();
   const started: Started[] = [];
-  // TEST_CONTAINER_ULIMITS=nofile=1024:4096,nproc=4096:8192: limits for the containers (podman's Docker
-  // API asks for Docker's defaults, which fail on hosts whose hard limits are lower).
-  const ulimits: Record<string, { soft: number; hard: number }> = {};
-  for (const m of (process.env['TEST_CONTAINER_ULIMITS'] ?? '').matchAll(/(\w+)=(\d+):(\d+)/g))
-    ulimits[m[1]!] = { soft: Number(m[2]), hard: Number(m[3]) };
+  const ulimits = containerUlimits();
   try {
     if (need.rabbitmq) {
       const image = process.env['TEST_RABBITMQ_IMAGE'] ?? 'rabbitmq:3.13-management';
@@ -104,11 +100,67 @@ async function startContainers(need: { rabbitmq: boolean; mysql: boolean }): Pro
 }
 
 /**
+ * Decides where the IMAP tests' Dovecot runs. Each test file starts its own server (test/dovecot.ts);
+ * with a local dovecot binary it runs on this machine, as before. In a container when TEST_DOVECOT=
+ * container or TEST_SERVICES=containers asks for it, or when no dovecot is installed and a container
+ * engine answers: then the image (TEST_DOVECOT_IMAGE, else dovecot/dovecot:2.3.21) is pulled here
+ * once, not by every worker at once, and TEST_DOVECOT=container tells the workers. Resolves with what
+ * the teardown must clean up, or null.
+ *
+ * Asked for explicitly, a missing engine or image fails the run at once. Looked for only because
+ * dovecot is missing, it does not: the other tests run, and the IMAP tests fail saying why
+ * (TEST_DOVECOT_UNAVAILABLE).
+ */
+async function placeDovecot(forced: boolean): Promise<{ run: string } | null> {
+  const asked = forced || process.env['TEST_DOVECOT'] === 'container';
+  if (!asked && findDovecot()) return null;
+  const image = process.env['TEST_DOVECOT_IMAGE'] ?? DEFAULT_DOVECOT_IMAGE;
+  try {
+    const { getContainerRuntimeClient, ImageName } = await testcontainers();
+    const client = await getContainerRuntimeClient();
+    const name = ImageName.fromString(image);
+    if (!(await client.image.exists(name))) {
+      console.log(`test services: pulling ${image} for Dovecot`);
+      await client.image.pull(name);
+      if (!(await client.image.exists(name)))
+        throw new Error(`the image ${image} could not be pulled (TEST_DOVECOT_IMAGE names another)`);
+    }
+  } catch (err) {
+    const why = `Dovecot in a container (${image}) is not available: ${String(err)}`;
+    if (asked) throw new Error(why, { cause: err });
+    process.env['TEST_DOVECOT_UNAVAILABLE'] = why;
+    console.log(`test services: no dovecot installed, and ${why}; the IMAP tests will fail`);
+    return null;
+  }
+  const run = randomUUID();
+  Object.assign(process.env, {
+    TEST_DOVECOT: 'container',
+    TEST_DOVECOT_IMAGE: image,
+    TEST_CONTAINER_RUN: run,
+  });
+  console.log(`test services: Dovecot from ${image}, a container for each test file that starts one`);
+  return { run };
+}
+
+/** Removes the containers of this run that a test file left behind (a worker that died, say). */
+async function removeLeftovers(run: string): Promise<void> {
+  const { getContainerRuntimeClient } = await testcontainers();
+  const client = await getContainerRuntimeClient();
+  const left = await client.container.dockerode.listContainers({
+    all: true,
+    filters: { label: [`${RUN_LABEL}=${run}`] },
+  });
+  await Promise.allSettled(left.map((c) => client.container.getById(c.Id).remove({ force: true })));
+  if (left.length > 0) console.log(`test services: removed ${left.length} Dovecot container(s) left running`);
+}
+
+/**
  * Makes sure the real services the tests need answer, and fails fast with a clear message when they
  * do not. Local services (the default URLs, or AMQP_URL / MYSQL_URL as CI sets them) are used as they
  * are. When one of them does not answer at its default URL (nothing set) and a container engine is
  * available, it is started with testcontainers instead, and stopped when the run ends.
- * TEST_SERVICES=containers starts both in containers whatever answers locally.
+ * TEST_SERVICES=containers starts both in containers whatever answers locally, and Dovecot too
+ * (placeDovecot).
  */
 export default async function setup(): Promise<() => Promise<void>> {
   const forced = process.env['TEST_SERVICES'] === 'containers';
@@ -139,7 +191,15 @@ export default async function setup(): Promise<() => Promise<void>> {
       );
     }
   }
+  let dovecot: { run: string } | null;
+  try {
+    dovecot = await placeDovecot(forced);
+  } catch (err) {
+    await Promise.allSettled(started.map((c) => c.stop()));
+    throw err;
+  }
   return async () => {
     await Promise.allSettled(started.map((c) => c.stop()));
+    if (dovecot) await removeLeftovers(dovecot.run).catch(() => undefined);
   };
 }

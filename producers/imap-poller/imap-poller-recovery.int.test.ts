@@ -16,16 +16,16 @@ const reconnects = async () => (await imapReconnectsTotal.get()).values[0]?.valu
 const mail = (id: string) => plainTextMessage({ messageId: id, subject: id });
 
 /**
- * A loopback proxy in front of Dovecot that can freeze its open connections (bytes stop flowing,
- * nothing is closed: a silent network) or swallow the server's `* N EXISTS` lines (an IDLE that never
- * announces new mail).
+ * A proxy on 127.0.0.1 in front of Dovecot (at `host`, where the test server is) that can freeze its
+ * open connections (bytes stop flowing, nothing is closed: a silent network) or swallow the server's
+ * `* N EXISTS` lines (an IDLE that never announces new mail).
  */
-async function startFaultyProxy(port: number) {
+async function startFaultyProxy(host: string, port: number) {
   const pairs: Array<[Socket, Socket]> = [];
   const sockets = new Set<Socket>();
   let dropExists = false;
   const server: Server = createServer((client) => {
-    const upstream = connect(port, '127.0.0.1');
+    const upstream = connect(port, host);
     for (const s of [client, upstream]) {
       sockets.add(s);
       s.on('error', () => undefined);
@@ -246,9 +246,9 @@ describe('IMAP poller recovery', () => {
   });
 
   it('notices a connection gone silent with its watchdog, reconnects and catches up', async () => {
-    const proxy = await startFaultyProxy(h.dove.port);
+    const proxy = await startFaultyProxy(h.dove.host, h.dove.port);
     try {
-      const poller = await startPoller('quiet', { IMAP_PORT: String(proxy.port) });
+      const poller = await startPoller('quiet', { IMAP_HOST: '127.0.0.1', IMAP_PORT: String(proxy.port) });
       await waitFor(() => poller.health().state === 'idle', 10_000, 'idling');
       const failuresBefore = await reconnects();
       proxy.freeze();
@@ -263,9 +263,9 @@ describe('IMAP poller recovery', () => {
   });
 
   it('resyncs when UIDNEXT moved but IDLE announced nothing', async () => {
-    const proxy = await startFaultyProxy(h.dove.port);
+    const proxy = await startFaultyProxy(h.dove.host, h.dove.port);
     try {
-      const poller = await startPoller('mute', { IMAP_PORT: String(proxy.port) });
+      const poller = await startPoller('mute', { IMAP_HOST: '127.0.0.1', IMAP_PORT: String(proxy.port) });
       await waitFor(() => poller.health().state === 'idle', 10_000, 'idling');
       const before = (await imapWatchdogResyncsTotal.get()).values[0]?.value ?? 0;
       proxy.dropExists(true);

@@ -142,7 +142,7 @@ describe('IMAP over TLS with a private CA, in a real Postroom process', () => {
       });
       // What an operator reads: which server, what is wrong with its certificate, and the fix. Node's
       // own wording sits between the two parts (Node 24 adds a hint of its own to it).
-      const server = `IMAP server certificate refused for 127.0.0.1:${port()} (${mode}): unable to verify the first certificate`;
+      const server = `IMAP server certificate refused for ${dove.host}:${port()} (${mode}): unable to verify the first certificate`;
       const reasonAndFix =
         '(UNABLE_TO_VERIFY_LEAF_SIGNATURE); if the server uses a private or self-signed CA, ' +
         'start Postroom with NODE_EXTRA_CA_CERTS=/path/to/ca.pem';
