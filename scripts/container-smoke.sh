@@ -145,7 +145,9 @@ fi
 if [ "$pulled" -eq 0 ]; then
   [ "$ENGINE" = podman ] || fail "base images cannot be pulled, and local stand-ins need podman"
   say "building local stand-ins from Debian packages (scripts/container-standins.sh)"
-  eval "$(ENGINE=podman scripts/container-standins.sh)"
+  # Captured first: a failing command inside `eval "$(...)"` would not stop the script.
+  standins="$(ENGINE=podman scripts/container-standins.sh)" || fail "the stand-in images did not build (output above)"
+  eval "$standins"
 fi
 cat >"$envfile" <<ENV
 NODE_IMAGE=$NODE_IMAGE

@@ -2,14 +2,16 @@
 # Installs a container engine for the container smoke run (scripts/container-smoke.sh) and for the
 # testcontainers path of the test suite on a Debian/Ubuntu machine without Docker: Debian's podman
 # with runc (crun fails on kernels with hybrid cgroups), mmdebstrap (builds stand-in base images when
-# no image registry is reachable) and docker-compose 1.29 (talks to podman's Docker-compatible socket).
+# no image registry is reachable), docker-compose 1.29 (talks to podman's Docker-compatible socket) and
+# iptables (netavark, podman's network stack, writes its bridge rules with it; without it every container
+# with a network fails with "netavark: No such file or directory (os error 2)").
 # Writes /etc/containers/containers.conf with runc and ulimits no higher than the host's (podman's
 # default ulimits are refused inside some sandboxes), keeping an existing file that already names runc.
 # Idempotent: does nothing when everything is installed and configured. Not called by .ci/run: the
 # smoke run is slow and the hosted CI has Docker.
 set -euo pipefail
 
-packages=(podman runc netavark aardvark-dns mmdebstrap docker-compose uidmap slirp4netns fuse-overlayfs)
+packages=(podman runc netavark aardvark-dns iptables mmdebstrap docker-compose uidmap slirp4netns fuse-overlayfs)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
