@@ -81,8 +81,16 @@ export function createApp(opts: AppOptions): PostroomApp {
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       if (req.path === '/healthz' || req.path === '/metrics') return;
+      // `remote`: the client as HTTP_TRUST_PROXY lets Express read it (the address failed logins are
+      // limited by), beside NGINX's own `remote` in its line of the same requestId.
       req.log.info(
-        { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 },
+        {
+          method: req.method,
+          path: req.path,
+          status: res.statusCode,
+          ms: Math.round(ms * 10) / 10,
+          remote: req.ip,
+        },
         'request',
       );
     });
