@@ -15,6 +15,19 @@ export default tseslint.config(
   },
   { files: ['scripts/**', 'test/**', '**/*.test.ts'], rules: { 'no-console': 'off' } },
   {
+    // Plain Node scripts that run without a build (scripts/check-dashboards.mjs in the smoke run).
+    files: ['scripts/**/*.mjs'],
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        fetch: 'readonly',
+        URLSearchParams: 'readonly',
+        AbortSignal: 'readonly',
+      },
+    },
+  },
+  {
     // The console's one browser script (plain ES5, served as is).
     files: ['infra/http/console/static/**/*.js'],
     languageOptions: {

@@ -13,6 +13,11 @@
 #   localhost/postroom-standin/nginx:1.22             for nginxinc/nginx-unprivileged: Debian's nginx-light
 #   localhost/postroom-standin/dovecot:2.3            for dovecot/dovecot:2.3.21 (the tests' IMAP server,
 #                                                     test/dovecot-container.ts): Debian's dovecot-imapd
+#   localhost/postroom-standin/prometheus:2.42        for prom/prometheus (the `observability` profile):
+#                                                     Debian's prometheus 2.42
+#
+# Grafana, Loki, Promtail and Gotenberg have no Debian package: they get no stand-in (the smoke run
+# leaves their services out and says so).
 #
 # Prints the variables that point Compose and the Dockerfile at them (source the output, or read
 # scripts/container-smoke.sh). Idempotent: an image that exists is kept (STANDIN_REBUILD=1 remakes all).
@@ -164,6 +169,27 @@ if ! have "$DOVECOT_IMAGE"; then
   "$ENGINE" tag "$PREFIX/dovecot-rootfs:bookworm" "$DOVECOT_IMAGE"
 fi
 
+# --- prometheus --------------------------------------------------------------------------------
+PROMETHEUS_IMAGE="$PREFIX/prometheus:2.42"
+if ! have "$PROMETHEUS_IMAGE"; then
+  # wget: the Compose health check asks /-/ready with it, as in the official image (busybox's).
+  rootfs prometheus prometheus,wget
+  ctx="$work/ctx-prometheus"
+  mkdir -p "$ctx"
+  cat >"$ctx/Containerfile" <<CONTAINERFILE
+FROM $PREFIX/prometheus-rootfs:bookworm
+# As the official image: the server is the entry point (Compose's \`command\` gives its flags), data in
+# /prometheus (a volume), run as an unprivileged user (the package's own).
+RUN mkdir -p /prometheus && chown prometheus:prometheus /prometheus
+USER prometheus
+VOLUME /prometheus
+EXPOSE 9090
+ENTRYPOINT ["/usr/bin/prometheus"]
+CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]
+CONTAINERFILE
+  build "$PROMETHEUS_IMAGE" "$ctx"
+fi
+
 cat <<VARS
 DEBIAN_IMAGE=$DEBIAN_IMAGE
 NODE_IMAGE=$NODE_IMAGE
@@ -171,4 +197,5 @@ MYSQL_IMAGE=$MYSQL_IMAGE
 RABBITMQ_IMAGE=$RABBITMQ_IMAGE
 NGINX_IMAGE=$NGINX_IMAGE
 DOVECOT_IMAGE=$DOVECOT_IMAGE
+PROMETHEUS_IMAGE=$PROMETHEUS_IMAGE
 VARS
