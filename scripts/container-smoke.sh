@@ -359,18 +359,24 @@ until ready_inside; do
 done
 ok "start-up time: the api container answered /readyz $((($(date +%s%N) - restart_start) / 1000000)) ms after compose start"
 wait_for 60 "NGINX to find the restarted api container" curl -fsS --max-time 5 "$BASE/readyz"
+# Each NGINX worker caches its own lookups, negative ones too, for the resolver's valid=10s: another
+# worker may still answer 502 ("api could not be resolved") for up to 10 s.
+sleep 11
 
 # --- NGINX: rate limits and the client address ----------------------------------------------------
 phase "NGINX: rate limits (infra/nginx/postroom.conf) and the client address"
-jar="$(mktemp /tmp/postroom-smoke-cookies.XXXXXX)"
-# sign_in TOKEN: the console's sign-in form, as a browser fills it in; prints the status of the POST.
+# sign_in TOKEN: the console's sign-in form, as a browser fills it in (a new browser each time: the
+# form's cookie and CSRF token); prints the status of the POST.
 sign_in() {
-  local csrf
+  local csrf jar code
+  jar="$(mktemp /tmp/postroom-smoke-cookies.XXXXXX)"
   csrf="$(curl -sS --max-time 10 -c "$jar" -b "$jar" "$BASE/console/sign-in" |
     sed -n 's/.*name="_csrf" value="\([^"]*\)".*/\1/p' | head -n 1)"
-  curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -c "$jar" -b "$jar" \
+  code="$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -c "$jar" -b "$jar" \
     --data-urlencode "_csrf=$csrf" --data-urlencode "token=$1" --data-urlencode "next=/console" \
-    "$BASE/console/sign-in"
+    "$BASE/console/sign-in")"
+  rm -f "$jar"
+  echo "$code"
 }
 # nginx_limited CURL-ARGS...: the request gets NGINX's 429 (its JSON message), not Postroom's.
 nginx_limited() { curl -sS --max-time 10 "$@" | grep -q 'Too many requests from this address'; }
@@ -382,14 +388,12 @@ for _ in $(seq 1 12); do codes="$codes $(sign_in wrong-token)"; done
 codes="${codes# }"
 case " $codes " in *" 429 "*) ;; *) fail "12 rapid sign-in POSTs got no 429 from NGINX: $codes" ;; esac
 [ -z "$(printf '%s\n' $codes | grep -vxE '401|429')" ] || fail "rapid sign-in POSTs answered other than 401/429: $codes"
-csrf="$(curl -sS -c "$jar" -b "$jar" "$BASE/console/sign-in" | sed -n 's/.*name="_csrf" value="\([^"]*\)".*/\1/p' | head -n 1)"
-nginx_limited -b "$jar" --data-urlencode "_csrf=$csrf" --data-urlencode "token=wrong-token" "$BASE/console/sign-in" ||
+nginx_limited --data-urlencode "token=wrong-token" "$BASE/console/sign-in" ||
   fail "the sign-in 429s are not NGINX's (its JSON body RATE_LIMITED)"
 # One slot comes back every 6 s: a person typing their token again is served.
 sleep 7
 code="$(sign_in "$TOKEN")"
 [ "$code" = 303 ] || fail "a sign-in 7 s after the burst answered $code, expected 303 (a normal pace must pass)"
-rm -f "$jar"
 ok "NGINX sign-in limit: 12 rapid POSTs -> $(printf '%s\n' $codes | sort | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "}'); 7 s later a sign-in passes (303)"
 
 # /api: 60 requests at once from one address; 20 beyond the rate are served (burst), the rest get 429.
