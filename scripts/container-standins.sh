@@ -32,7 +32,13 @@ work="$(mktemp -d /tmp/postroom-standins.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 
 say() { echo "container-standins: $*" >&2; }
-have() { [ "${STANDIN_REBUILD:-}" != 1 ] && "$ENGINE" image exists "$1"; }
+# have IMAGE [FILE]: IMAGE exists (and was built from this FILE, its entry point: an edited entry point
+# makes the image again).
+have() {
+  [ "${STANDIN_REBUILD:-}" != 1 ] && "$ENGINE" image exists "$1" &&
+    { [ -z "${2:-}" ] || [ "$("$ENGINE" image inspect --format '{{index .Labels "postroom.standin"}}' "$1")" = "$(digest "$2")" ]; }
+}
+digest() { sha256sum "$1" | cut -c1-16; }
 
 # The host's own package sources (a mirror it can reach), else mmdebstrap's default.
 sources=()
@@ -105,7 +111,7 @@ fi
 
 # --- mysql (MariaDB) ---------------------------------------------------------------------------
 MYSQL_IMAGE="$PREFIX/mysql:8.4"
-if ! have "$MYSQL_IMAGE"; then
+if ! have "$MYSQL_IMAGE" scripts/container-standins/mysql-entrypoint.sh; then
   rootfs mysql mariadb-server,mariadb-client
   ctx="$work/ctx-mysql"
   mkdir -p "$ctx"
@@ -116,6 +122,7 @@ FROM $PREFIX/mysql-rootfs:bookworm
 # each new volume with the root login and database the variables ask for.
 RUN rm -rf /var/lib/mysql/* && mkdir -p /var/lib/mysql && chown mysql:mysql /var/lib/mysql
 COPY mysql-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+LABEL postroom.standin=$(digest scripts/container-standins/mysql-entrypoint.sh)
 VOLUME /var/lib/mysql
 EXPOSE 3306
 ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]
@@ -125,7 +132,7 @@ fi
 
 # --- rabbitmq ----------------------------------------------------------------------------------
 RABBITMQ_IMAGE="$PREFIX/rabbitmq:3-management"
-if ! have "$RABBITMQ_IMAGE"; then
+if ! have "$RABBITMQ_IMAGE" scripts/container-standins/rabbitmq-entrypoint.sh; then
   rootfs rabbitmq rabbitmq-server
   ctx="$work/ctx-rabbitmq"
   mkdir -p "$ctx"
@@ -134,6 +141,7 @@ if ! have "$RABBITMQ_IMAGE"; then
 FROM $PREFIX/rabbitmq-rootfs:bookworm
 RUN rabbitmq-plugins --offline enable rabbitmq_management >/dev/null
 COPY rabbitmq-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+LABEL postroom.standin=$(digest scripts/container-standins/rabbitmq-entrypoint.sh)
 VOLUME /var/lib/rabbitmq
 EXPOSE 5672 15672
 ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]
@@ -143,7 +151,7 @@ fi
 
 # --- nginx -------------------------------------------------------------------------------------
 NGINX_IMAGE="$PREFIX/nginx:1.22"
-if ! have "$NGINX_IMAGE"; then
+if ! have "$NGINX_IMAGE" scripts/container-standins/nginx-entrypoint.sh; then
   rootfs nginx nginx-light,gettext-base,wget
   ctx="$work/ctx-nginx"
   mkdir -p "$ctx"
@@ -153,6 +161,7 @@ FROM $PREFIX/nginx-rootfs:bookworm
 RUN rm -f /etc/nginx/sites-enabled/default && mkdir -p /etc/nginx/templates \\
  && ln -sf /dev/stdout /var/log/nginx/access.log && ln -sf /dev/stderr /var/log/nginx/error.log
 COPY nginx-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+LABEL postroom.standin=$(digest scripts/container-standins/nginx-entrypoint.sh)
 EXPOSE 8080
 STOPSIGNAL SIGQUIT
 ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]
