@@ -446,7 +446,7 @@ done
 # job rabbitmq. Prints what is missing (on failure) or the target count.
 targets_up() {
   prom /api/v1/targets | json "
-    const t=j.activeTargets, up=(f)=>t.filter(x=>x.health==='up'&&f(x.labels)).length, miss=[];
+    const t=j.data.activeTargets, up=(f)=>t.filter(x=>x.health==='up'&&f(x.labels)).length, miss=[];
     for (const r of '${roles[*]}'.split(' ')) {
       const want = r==='analysis' ? ${1:-1} : 1;
       if (up(l=>l.job==='postroom'&&l.role===r) < want) miss.push(r);
