@@ -497,6 +497,7 @@ node scripts/check-dashboards.mjs "http://127.0.0.1:$PROMETHEUS_PORT" --window $
   --require 'Handler time p95, by consumer' \
   --require 'Statement time p95, by kind' \
   --require 'Published and delivered per second' \
+  --require 'Consumers, by queue' \
   >/tmp/postroom-smoke-dashboards.log 2>&1 ||
   { cat /tmp/postroom-smoke-dashboards.log >&2; fail "a dashboard query failed or a panel that must show the demo mail has no data (above)"; }
 sed 's/^/smoke:   /' /tmp/postroom-smoke-dashboards.log >&2
@@ -525,7 +526,7 @@ compose up -d --no-build --no-recreate --scale analysis=3 analysis >/tmp/postroo
   { tail -n 40 /tmp/postroom-smoke-scale.log >&2; fail "compose up --scale analysis=3 failed"; }
 analysis_consumers() {
   compose exec -T rabbitmq rabbitmqctl -q list_queues name consumers |
-    awk '$1 == "postroom.attachment-analysis" { print $2; exit }'
+    awk '$1 ~ /^postroom\.attachment-analysis(\.v[0-9]+)?$/ { print $2; exit }'
 }
 n=""
 until=$((SECONDS + 180))

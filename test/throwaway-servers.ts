@@ -113,14 +113,15 @@ export async function startTlsMariadb(): Promise<TlsServer> {
 
 /** A RabbitMQ node of its own; `port` is its only AMQP listener (TLS, or plain with `plain: true`). */
 export interface ThrowawayRabbitmq extends TlsServer {
-  /** The port of the `rabbitmq_prometheus` plugin (`/metrics`), or null when not asked for. */
+  /** The port of the `rabbitmq_prometheus` plugin (`/metrics`, `/metrics/per-object`...), or null when not asked for. */
   prometheusPort: number | null;
 }
 
 /**
  * A RabbitMQ node of its own (its own node name, distribution port and data directory) whose only
  * listener is AMQP over TLS, or plain AMQP with `plain: true`; with `prometheus: true` it also serves
- * the `rabbitmq_prometheus` plugin's metrics, per queue. guest/guest may log in from loopback, as on
+ * the `rabbitmq_prometheus` plugin's metrics with the plugin's defaults, as the Compose stack's node
+ * does (per queue only on `/metrics/per-object`). guest/guest may log in from loopback, as on
  * the machine's own broker. Debian's `rabbitmq-server` drops to the `rabbitmq` user, so the directory
  * is handed to it.
  */
@@ -144,11 +145,7 @@ export async function startTlsRabbitmq(
         'ssl_options.fail_if_no_peer_cert = false',
       ];
   const prometheus = prometheusPort
-    ? [
-        `prometheus.tcp.port = ${prometheusPort}`,
-        'prometheus.tcp.ip = 127.0.0.1',
-        'prometheus.return_per_object_metrics = true',
-      ]
+    ? [`prometheus.tcp.port = ${prometheusPort}`, 'prometheus.tcp.ip = 127.0.0.1']
     : [];
   await writeFile(join(dir, 'rabbitmq.conf'), [...listeners, ...prometheus, ''].join('\n'));
   await writeFile(join(dir, 'enabled_plugins'), prometheusPort ? '[rabbitmq_prometheus].\n' : '[].\n');
