@@ -482,13 +482,14 @@ before="$(promql "$DONE_QUERY")"
 compose start mailgen >/dev/null 2>&1 || fail "compose start mailgen (another batch of demo mail) failed"
 expected=$((expected + 5))
 wait_for "$TIMEOUT" "the second batch of demo mail, all done" pipeline_done "$expected"
-wait_for 120 "the second batch in Prometheus ($DONE_QUERY above $before)" in_prometheus $((before + 1))
-# A moment already scraped and stored (a scrape begun just before "now" may still be being written).
-t_mark="$(($(date +%s) - 10))"
-mark="$(promql "$DONE_QUERY" "$t_mark")"
+# One email.processed event per email.
+wait_for 120 "the second batch in Prometheus ($DONE_QUERY from $before to $((before + 5)))" in_prometheus $((before + 5))
 ok "demo mail in Prometheus: $DONE_QUERY went from $before to $(promql "$DONE_QUERY"); emails processed (histogram count): $(promql 'sum(postroom_email_processed_seconds_count)')"
 # One more scrape of every target, so each rate has two samples around the batch.
 sleep 20
+# A moment already scraped and stored, to find again after the restart.
+t_mark="$(($(date +%s) - 10))"
+mark="$(promql "$DONE_QUERY" "$t_mark")"
 # What Grafana would draw: every expression of every dashboard, over the stack's life so far. The
 # panels that must show the demo mail (non-zero data) are named.
 node scripts/check-dashboards.mjs "http://127.0.0.1:$PROMETHEUS_PORT" --window $((SECONDS - up_start)) \
