@@ -75,4 +75,22 @@ describe('outside programs, run from the tool host', () => {
     child.kill('SIGKILL');
     await waitFor(async () => !groupAlive(pgid), 10_000, 'the sleeps to be killed with Postroom');
   });
+
+  it('fails the run in flight when the host is killed by hand, kills its program, and starts a new host next time', async () => {
+    let pgid = 0;
+    const run = runTool('sh', ['-c', 'sleep 30 & sleep 30'], {
+      timeoutMs: 60_000,
+      onStart: (p) => (pgid = p),
+    });
+    await waitFor(async () => pgid > 0, 5_000, 'the program started');
+    const host = parentOf(pgid)!;
+    process.kill(host, 'SIGKILL');
+    await expect(run).rejects.toThrow(/tool host exited/);
+    await waitFor(async () => !groupAlive(pgid), 5_000, 'the program killed with its host');
+    let next = 0;
+    const again = await runTool('sh', ['-c', 'exit 0'], { timeoutMs: 5_000, onStart: (p) => (next = p) });
+    expect(again.code).toBe(0);
+    expect(next).toBeGreaterThan(0);
+    expect(parentOf(host)).toBeNull(); // the old host is gone: a new one ran it
+  });
 });

@@ -143,7 +143,12 @@ interface Waiting {
   reject: (err: Error) => void;
   onStart?: (pid: number) => void;
   pgid?: number;
+  /** Fires when the host has not answered long after the run's own time limit. */
+  overdue?: NodeJS.Timeout;
 }
+
+/** How long past a run's time limit the host may take to answer before it is taken for wedged. */
+const HOST_GRACE_MS = 15_000;
 
 /**
  * The parent's side of the tool host: started on the first run, started again after it died. It never
@@ -176,6 +181,10 @@ class ToolHost {
         const child = this.started();
         child.channel?.ref();
         child.send(request);
+        // The host kills the run at its limit and answers at once; no answer long after means the host
+        // itself is stuck: it is killed, and its 'exit' fails every run it had (they are retried).
+        waiting.overdue = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs + HOST_GRACE_MS);
+        waiting.overdue.unref();
       } catch (err) {
         this.waiting.delete(id);
         this.idleCheck();
@@ -193,6 +202,7 @@ class ToolHost {
       if (this.child === child) this.child = null;
       const why = new Error(`the tool host exited (${signal ?? `code ${code}`}) during the run`);
       for (const [id, w] of this.waiting) {
+        clearTimeout(w.overdue);
         if (w.pgid !== undefined) killGroupOf(w.pgid);
         this.waiting.delete(id);
         w.reject(why);
@@ -213,6 +223,7 @@ class ToolHost {
       return;
     }
     this.waiting.delete(m.id);
+    clearTimeout(w.overdue);
     this.idleCheck();
     if (m.type === 'done') w.resolve(m.result);
     else w.reject(Object.assign(new Error(m.message), m.code ? { code: m.code } : {}));
