@@ -2,8 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DovecotServer } from './dovecot.js';
-import { dovecotClient, dovecotConfig, dovecotUsers, waitForGreeting } from '../scripts/throwaway-dovecot.js';
+import type { ImapFlow } from 'imapflow';
+import {
+  dovecotClient,
+  dovecotConfig,
+  dovecotUsers,
+  waitForGreeting,
+  type DovecotTls,
+} from '../scripts/throwaway-dovecot.js';
 import { makeCertificates } from '../scripts/throwaway-certs.js';
 import {
   containerUlimits,
@@ -13,20 +19,25 @@ import {
   testcontainers,
 } from './containers.js';
 
-/**
- * A throwaway Dovecot in a container, driven the way test/dovecot.ts drives a local one: what
- * startDovecot needs of a server (its `host` is where the machine reaches the published ports,
- * 127.0.0.1 with a local engine; `stop` also removes the local directory with the TLS files).
- */
-export type ContainerDovecot = Pick<
-  DovecotServer,
-  'host' | 'port' | 'tls' | 'user' | 'password' | 'client' | 'log' | 'stop'
-> & {
+/** A throwaway Dovecot in a container, driven the way test/dovecot.ts drives a local one. */
+export interface ContainerDovecot {
   /** The image it runs. */
   image: string;
+  /** Where the machine reaches its published ports (127.0.0.1 with a local engine). */
+  host: string;
+  /** The published plain IMAP (and STARTTLS) port. */
+  port: number;
+  tls: DovecotTls | null;
+  user: string;
+  password: string;
+  client(): Promise<ImapFlow>;
   /** Runs doveadm in the container, on this server's configuration. */
   doveadm(args: string[]): Promise<void>;
-};
+  /** The server's log file. */
+  log(): Promise<string>;
+  /** Removes the container and the local directory with the TLS files. */
+  stop(): Promise<void>;
+}
 
 /** Where everything of the server lives inside its container (not a volume: it goes with it). */
 const DIR = '/srv/postroom-test';
