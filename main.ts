@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { backoffMs } from './infra/backoff.js';
 import { createMysqlBlobStore } from './infra/blobs/mysql-blob-store.js';
+import { withRecentBlobs } from './infra/blobs/recent-blobs.js';
 import { Broker } from './infra/broker/connection.js';
 import { startDeadLetterCollector } from './infra/broker/dead-letters.js';
 import { startOutboxRelay, type OutboxRelay } from './infra/broker/outbox-relay.js';
@@ -221,7 +222,12 @@ export async function startPostroom(config: Config, opts: StartOptions = {}): Pr
   log.info({ port, roles: config.roles }, 'HTTP server listening');
 
   database = await connectDatabaseWithRetry(config, log, () => stopping);
-  const blobs = createMysqlBlobStore(database.db);
+  // A process that reads back what it stores (analysis, filing, conversion after the poller) keeps the
+  // last minute's small blobs in memory: one SELECT of the bytes per mail instead of three.
+  const stored = createMysqlBlobStore(database.db);
+  const blobs = config.roles.some((r) => r === 'analysis' || r === 'drive' || r === 'convert')
+    ? withRecentBlobs(stored)
+    : stored;
   void broker.start();
   const relay = startOutboxRelay({ broker, db: database.db, log });
   const ctx: RoleContext = { config, log, db: database.db, pool: database.pool, broker, blobs };

@@ -41,4 +41,10 @@ export interface BlobStore {
   read(sha256: string): Promise<Buffer>;
   /** The blob's size, or null when it is not stored. */
   stat(sha256: string): Promise<BlobInfo | null>;
+  /**
+   * Stores several Buffers inside the caller's transaction, as `put` with `transaction` does for one,
+   * but in a few multi-row statements for them all (a batch of mails recorded together). Optional: a
+   * caller without it puts them one by one. Returns their addresses in the order given.
+   */
+  putMany?(inputs: readonly Buffer[], transaction: Transaction<Database>): Promise<BlobInfo[]>;
 }

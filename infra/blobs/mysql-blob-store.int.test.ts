@@ -188,4 +188,55 @@ describe('MySQL blob store', () => {
     expect((await store.read(kept.sha256)).toString()).toBe('a finished blob stays');
     await t.db.deleteFrom('blob_chunks').where('blob_key', '=', recent).execute();
   });
+
+  it('writes many blobs in one transaction, once each, in a few statements, and nothing on a rollback', async () => {
+    const small = createMysqlBlobStore(t.db, { chunkSize: 1000 });
+    const existing = Buffer.from('stored before the batch '.repeat(10));
+    await small.put(existing);
+    const inputs = [
+      Buffer.from('first of the batch'),
+      existing,
+      Buffer.from('first of the batch'), // the same bytes twice in one batch
+      Buffer.alloc(0),
+      Buffer.alloc(2500, 7), // three chunks of 1000
+    ];
+    // the empty blob may exist already (an earlier test stores one)
+    const emptyIsNew = (await small.stat(sha(Buffer.alloc(0)))) === null ? 1 : 0;
+    const before = await counts();
+    await expect(
+      t.db.transaction().execute(async (trx) => {
+        await small.putMany!(inputs, trx);
+        throw new Error('the batch failed');
+      }),
+    ).rejects.toThrow('the batch failed');
+    expect(await counts()).toEqual(before);
+
+    const statements: string[] = [];
+    const infos = await t.db.transaction().execute((trx) =>
+      small.putMany!(
+        inputs,
+        trx.withPlugin({
+          transformQuery: (a) => (statements.push(a.node.kind), a.node),
+          transformResult: async (a) => a.result,
+        }),
+      ),
+    );
+    expect(infos).toEqual(inputs.map((b) => ({ sha256: sha(b), size: b.length })));
+    for (const b of inputs) expect(await small.read(sha(b))).toEqual(b);
+    // new: the first, the big one (and the empty one); chunks: 1 + 3 (+ 0)
+    expect(await counts()).toEqual({
+      ...before,
+      blobs: before.blobs + 2 + emptyIsNew,
+      chunks: before.chunks + 4,
+    });
+    // one INSERT of the rows, one of the single chunks, then the big blob's row and its three chunks
+    expect(statements).toEqual([
+      'InsertQueryNode',
+      'InsertQueryNode',
+      'InsertQueryNode',
+      'InsertQueryNode',
+      'InsertQueryNode',
+      'InsertQueryNode',
+    ]);
+  });
 });

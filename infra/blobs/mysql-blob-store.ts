@@ -167,6 +167,64 @@ export function createMysqlBlobStore(db: Db, options: MysqlBlobStoreOptions = {}
     }
   }
 
+  /**
+   * Many Buffers in the caller's transaction: one multi-row INSERT IGNORE of their `blobs` rows (in
+   * SHA-256 order, the lock order of every writer), then one of the chunks of those that fit in one
+   * chunk. INSERT IGNORE of a chunk is safe there: a blob that already exists has its chunk 0 under
+   * the same key, holding the same bytes, and is left as it is. A blob of several chunks is written by
+   * {@link putWithin}, which writes chunks only for a row it inserted.
+   */
+  async function putMany(inputs: readonly Buffer[], trx: Transaction<Database>): Promise<BlobInfo[]> {
+    const infos = inputs.map((data) => ({
+      sha256: createHash('sha256').update(data).digest('hex'),
+      size: data.length,
+    }));
+    const unique = new Map<string, Buffer>();
+    infos.forEach((info, i) => unique.set(info.sha256, inputs[i]!));
+    const sorted = [...unique].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const single = sorted.filter(([, data]) => data.length <= chunkSize);
+    try {
+      if (single.length > 0) {
+        const createdAt = new Date();
+        await trx
+          .insertInto('blobs')
+          .ignore()
+          .values(
+            single.map(([sha256, data]) => ({
+              sha256,
+              size: data.length,
+              chunk_count: data.length === 0 ? 0 : 1,
+              created_at: createdAt,
+            })),
+          )
+          .execute();
+        // Statements of at most ~4 MiB of bytes (hex-escaped twice that), well under max_allowed_packet.
+        const withBytes = single.filter(([, data]) => data.length > 0);
+        for (let i = 0; i < withBytes.length;) {
+          const group: [string, Buffer][] = [];
+          for (
+            let bytes = 0;
+            i < withBytes.length && (group.length === 0 || bytes + withBytes[i]![1].length <= MAX_CHUNK_SIZE);
+            i++
+          ) {
+            group.push(withBytes[i]!);
+            bytes += withBytes[i]![1].length;
+          }
+          await trx
+            .insertInto('blob_chunks')
+            .ignore()
+            .values(group.map(([sha256, data]) => ({ blob_key: sha256, seq: 0, data })))
+            .execute();
+        }
+      }
+    } catch (err) {
+      throw storeError(`writing ${single.length} blobs in a transaction`, err);
+    }
+    for (const [, data] of sorted)
+      if (data.length > chunkSize) await putWithin(trx, data, Number.POSITIVE_INFINITY);
+    return infos;
+  }
+
   async function put(input: Readable | Buffer, putOptions: BlobPutOptions = {}): Promise<BlobInfo> {
     const maxBytes = putOptions.maxBytes ?? Number.POSITIVE_INFINITY;
     if (putOptions.transaction) {
@@ -321,7 +379,7 @@ export function createMysqlBlobStore(db: Db, options: MysqlBlobStoreOptions = {}
     return Buffer.concat(parts);
   }
 
-  return { put, open, read, stat };
+  return { put, open, read, stat, putMany };
 }
 
 /**

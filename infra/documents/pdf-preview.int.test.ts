@@ -2,7 +2,12 @@ import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { pdf } from '../../test/file-fixtures.js';
-import { pdfPreviewAvailable, renderPdfPreview } from './pdf-preview.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hasPdfObject, pdfPreviewAvailable, renderPdfPreview } from './pdf-preview.js';
+import { runToolHere } from './run-tool.js';
 
 const available = pdfPreviewAvailable();
 if (!available)
@@ -74,5 +79,33 @@ describe.skipIf(!available)('PDF previews (pdftoppm, then sharp)', () => {
     const outcome = await renderPdfPreview(Buffer.from('%PDF-1.4\nthis is not a PDF body\n'));
     expect(outcome).toMatchObject({ ok: false });
     expect(outcome?.ok === false && outcome.reason).toMatch(/could not be read|could not be rendered/);
+  });
+
+  it('answers bytes without a single PDF object without starting pdfinfo, as pdfinfo would', async () => {
+    // A PDF header and random bytes, as a damaged download or the benchmark's attachments look.
+    const fake = Buffer.concat([
+      Buffer.from('%PDF-1.7\n'),
+      randomBytes(10_240).map((b) => (b === 0x6f ? 0x70 : b)),
+    ]);
+    expect(hasPdfObject(fake)).toBe(false);
+    const outcome = await renderPdfPreview(fake);
+    expect(outcome).toEqual({ ok: false, reason: 'The PDF could not be read (it holds no PDF object).' });
+    // pdfinfo, asked itself, fails on the same bytes: the shortcut changes no verdict.
+    const dir = await mkdtemp(join(tmpdir(), 'postroom-pdfinfo-'));
+    try {
+      await writeFile(join(dir, 'fake.pdf'), fake);
+      const info = await runToolHere('pdfinfo', [join(dir, 'fake.pdf')], { timeoutMs: 10_000 });
+      expect(info.code).not.toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('finds the objects of real PDFs, compressed or not', async () => {
+    expect(hasPdfObject(pdf('Invoice 42'))).toBe(true);
+    expect(hasPdfObject(pdfWith('0 0 200 100', Buffer.from('0 0 10 10 re f')))).toBe(true);
+    // separators other than one space, as PDF writers use them
+    expect(hasPdfObject(Buffer.from('%PDF-1.5\r\n12\r\n0\tobj<<>>endobj'))).toBe(true);
+    expect(hasPdfObject(Buffer.from('%PDF-1.5\nobj 1 0 R endobj 0 obj'))).toBe(false);
   });
 });

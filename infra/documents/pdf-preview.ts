@@ -37,17 +37,46 @@ export interface PreviewOptions {
   tempDir?: string;
 }
 
-/** True when poppler-utils (`pdftoppm`, `pdfinfo`) is on the PATH. */
+/** The last PATH looked through and what it held: every preview asks, and a look costs a stat per folder. */
+let availability: { path: string | undefined; found: boolean } | null = null;
+
+/** True when poppler-utils (`pdftoppm`, `pdfinfo`) is on the PATH (remembered until PATH changes). */
 export function pdfPreviewAvailable(): boolean {
-  return (
-    findOnPath('pdftoppm', process.env['PATH']) !== null &&
-    findOnPath('pdfinfo', process.env['PATH']) !== null
-  );
+  const path = process.env['PATH'];
+  if (availability && availability.path === path) return availability.found;
+  const found = findOnPath('pdftoppm', path) !== null && findOnPath('pdfinfo', path) !== null;
+  availability = { path, found };
+  return found;
+}
+
+/**
+ * True when `pdf` holds at least one indirect object (`<number> <number> obj`). Every readable PDF
+ * does: its catalog is one, and so is an object stream that holds the others. Bytes without one (a
+ * damaged or fake PDF) can only fail in pdfinfo, so they are told so without starting it: starting a
+ * program costs more CPU than the rest of an attachment's analysis.
+ */
+export function hasPdfObject(pdf: Buffer): boolean {
+  const isDigit = (b: number | undefined) => b !== undefined && b >= 0x30 && b <= 0x39;
+  const isSpace = (b: number | undefined) =>
+    b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09 || b === 0x0c || b === 0x00;
+  for (let at = pdf.indexOf('obj'); at !== -1; at = pdf.indexOf('obj', at + 3)) {
+    // Backwards over: white space, digits (generation), white space, digits (object number).
+    let i = at - 1;
+    if (!isSpace(pdf[i])) continue;
+    while (isSpace(pdf[i])) i--;
+    if (!isDigit(pdf[i])) continue;
+    while (isDigit(pdf[i])) i--;
+    if (!isSpace(pdf[i])) continue;
+    while (isSpace(pdf[i])) i--;
+    if (isDigit(pdf[i])) return true;
+  }
+  return false;
 }
 
 /** Renders the first page of `pdf` to a WebP thumbnail; see the module comment for the bounds. */
 export async function renderPdfPreview(pdf: Buffer, options: PreviewOptions = {}): Promise<PreviewOutcome> {
   if (!pdfPreviewAvailable()) return null;
+  if (!hasPdfObject(pdf)) return { ok: false, reason: 'The PDF could not be read (it holds no PDF object).' };
   const timeoutMs = options.timeoutMs ?? 20_000;
   const size = options.size ?? PREVIEW_SIZE;
   const maxPoints = options.maxPagePoints ?? MAX_PAGE_POINTS;

@@ -157,6 +157,10 @@ describe('IMAP poller recovery', () => {
         puts += 1;
         throw new PermanentError('BLOB.TEST', 'this store refuses every write');
       },
+      putMany: async () => {
+        puts += 1;
+        throw new PermanentError('BLOB.TEST', 'this store refuses every write');
+      },
     };
     await h.dove.append(nestedMultipartMessage({ messageId: 'poison-1@test', subject: 'Poison' }), {
       mailbox: 'poison',
@@ -186,6 +190,14 @@ describe('IMAP poller recovery', () => {
           throw new RetryableError('BLOB.TEST', 'the database refuses this email for now');
         }
         return h.blobs.put(input, options);
+      },
+      // the batch write of small blobs, also inside the email's transaction
+      putMany: async (inputs, trx) => {
+        if (failing) {
+          refused += 1;
+          throw new RetryableError('BLOB.TEST', 'the database refuses this email for now');
+        }
+        return h.blobs.putMany!(inputs, trx);
       },
     };
     await h.dove.append(mail('batch-1@test'), { mailbox: 'batch' });
