@@ -1,6 +1,8 @@
 import { buffer } from 'node:stream/consumers';
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
-import type { ConsumerDefinition } from '../../infra/broker/handler.js';
+import type { AttachmentStoredV1 } from '../../contracts/index.js';
+import type { ConsumerDefinition, HandlerContext } from '../../infra/broker/handler.js';
+import { ByteBudget } from '../../infra/byte-budget.js';
 import { SUBSCRIPTIONS } from '../../infra/broker/subscriptions.js';
 import { appendTimeline } from '../../infra/db/repositories/timeline.repository.js';
 import { officeExtension } from '../../infra/documents/convertible.js';
@@ -12,8 +14,14 @@ import { analyzeAttachment, type AnalysisLimits, type AnalysisResult } from './a
 export interface AttachmentAnalysisDeps {
   blobs: BlobStore;
   limits: AnalysisLimits;
-  /** Messages analysed at once (default 4: analysis is CPU-bound and the machine has few cores). */
+  /**
+   * Messages taken at once (default 16). Analysis is CPU-bound, but its database round trips are not,
+   * and the commits of messages handled together share a transaction: a backlog drains several times
+   * faster at 16 than at 4. `budgetBytes` keeps large attachments from being held all at once.
+   */
   prefetch?: number;
+  /** Bytes of attachments analysed at once (default 16 MiB; a larger attachment runs alone). */
+  budgetBytes?: number;
   /**
    * True when a converter is configured (CONVERTER not off): accepted office documents are then marked
    * `conversion: pending` with their verdict, so the email waits for the convert role's outcome.
@@ -22,6 +30,9 @@ export interface AttachmentAnalysisDeps {
   /** Renders the first page of accepted PDFs as their thumbnail; absent: PDFs get none. */
   pdfPreview?: (pdf: Buffer) => Promise<PreviewOutcome>;
 }
+
+/** Default bytes of attachments analysed at once. */
+const ANALYSIS_BUDGET_BYTES = 16 * 1024 * 1024;
 
 /**
  * Consumes `attachment.stored`, judges the bytes (RULES.md), stores the thumbnail of images, records
@@ -33,47 +44,58 @@ export interface AttachmentAnalysisDeps {
 export function createAttachmentAnalysisHandler(
   deps: AttachmentAnalysisDeps,
 ): ConsumerDefinition<'attachment.stored'> {
+  const budget = new ByteBudget(deps.budgetBytes ?? ANALYSIS_BUDGET_BYTES);
+  /** The verdict on the bytes, with the PDF preview and the stored thumbnail. */
+  const judge = async (
+    event: AttachmentStoredV1,
+    ctx: HandlerContext<'attachment.stored'>,
+  ): Promise<{ result: AnalysisResult; thumbnailSha256: string | null }> => {
+    const d = event.data;
+    let result: AnalysisResult;
+    try {
+      result = await analyzeAttachment(
+        {
+          open: () => deps.blobs.open(d.sha256),
+          size: d.size,
+          stored: d.stored,
+          filename: d.filename,
+          declaredType: d.declaredType,
+        },
+        deps.limits,
+      );
+    } catch (err) {
+      if (isRetryable(err) && !ctx.lastAttempt) throw err;
+      ctx.log.warn({ err, attachmentId: d.attachmentId }, 'analysis failed; rejecting the attachment');
+      result = {
+        verdict: 'rejected',
+        reason: isRetryable(err)
+          ? `Could not be analysed after ${ctx.attempt} attempts (${describeError(err)})`
+          : `Could not be analysed: ${describeError(err)}`,
+        detectedType: null,
+        image: null,
+        thumbnail: null,
+        archive: null,
+      };
+    }
+    if (result.verdict === 'accepted' && result.detectedType === 'application/pdf' && deps.pdfPreview) {
+      const preview = await deps.pdfPreview(await buffer(await deps.blobs.open(d.sha256)));
+      if (preview?.ok) result = { ...result, thumbnail: preview.thumbnail };
+      else if (preview)
+        result = { ...result, reason: `${result.reason} No preview: ${preview.reason}`.slice(0, 2000) };
+    }
+    const thumbnailSha256 = result.thumbnail ? (await deps.blobs.put(result.thumbnail)).sha256 : null;
+    return { result, thumbnailSha256 };
+  };
   return {
     name: 'attachment-analysis',
     events: SUBSCRIPTIONS['attachment-analysis'],
-    prefetch: deps.prefetch ?? 4,
+    prefetch: deps.prefetch ?? 16,
     // The commit functions below write only through their transaction and emit: safe to batch.
     batchCommits: true,
     async handle(event, ctx) {
       const d = event.data;
-      let result: AnalysisResult;
-      try {
-        result = await analyzeAttachment(
-          {
-            open: () => deps.blobs.open(d.sha256),
-            size: d.size,
-            stored: d.stored,
-            filename: d.filename,
-            declaredType: d.declaredType,
-          },
-          deps.limits,
-        );
-      } catch (err) {
-        if (isRetryable(err) && !ctx.lastAttempt) throw err;
-        ctx.log.warn({ err, attachmentId: d.attachmentId }, 'analysis failed; rejecting the attachment');
-        result = {
-          verdict: 'rejected',
-          reason: isRetryable(err)
-            ? `Could not be analysed after ${ctx.attempt} attempts (${describeError(err)})`
-            : `Could not be analysed: ${describeError(err)}`,
-          detectedType: null,
-          image: null,
-          thumbnail: null,
-          archive: null,
-        };
-      }
-      if (result.verdict === 'accepted' && result.detectedType === 'application/pdf' && deps.pdfPreview) {
-        const preview = await deps.pdfPreview(await buffer(await deps.blobs.open(d.sha256)));
-        if (preview?.ok) result = { ...result, thumbnail: preview.thumbnail };
-        else if (preview)
-          result = { ...result, reason: `${result.reason} No preview: ${preview.reason}`.slice(0, 2000) };
-      }
-      const thumbnailSha256 = result.thumbnail ? (await deps.blobs.put(result.thumbnail)).sha256 : null;
+      // The bytes are held (read, inspected, previewed) until the thumbnail is stored, not in the commit.
+      const { result, thumbnailSha256 } = await budget.with(d.size, () => judge(event, ctx));
       const conversionPending =
         deps.converting === true &&
         result.verdict === 'accepted' &&

@@ -1,4 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consumedTotal } from '../../infra/metrics.js';
 import { createMysqlBlobStore } from '../../infra/blobs/mysql-blob-store.js';
@@ -25,6 +28,7 @@ import { sha256, SMALL_PDF } from '../../test/mail-corpus.js';
 import { startTcpProxy } from '../../test/tcp-proxy.js';
 import { createDriveAuth } from '../../infra/drive/drive-auth.js';
 import { DriveFileStore } from '../../infra/drive/drive-file-store.js';
+import { LocalFileStore } from '../../infra/drive/local-file-store.js';
 import { createDriveUploadHandler } from './drive-upload.handler.js';
 import type { FileStore } from '../../infra/drive/file-store.js';
 
@@ -414,5 +418,81 @@ describe('drive-upload consumer', () => {
       .where('consumer', '=', 'drive-upload')
       .execute();
     expect(parked).toEqual([]);
+  });
+
+  it('files once with local storage too, with no id written before the upload', async () => {
+    // The Drive consumers of the tests above would take the message: only local ones from here on.
+    for (const c of running.splice(0)) await c.stop();
+    const dir = await mkdtemp(join(tmpdir(), 'postroom-local-once-'));
+    const proxy = await startTcpProxy(
+      new URL(TEST_AMQP_URL).hostname,
+      Number(new URL(TEST_AMQP_URL).port || 5672),
+    );
+    const u = new URL(TEST_AMQP_URL);
+    u.host = `127.0.0.1:${proxy.port}`;
+    const doomedBroker = await startTestBroker(topology, u.toString());
+    const real = new LocalFileStore({ dir });
+    let uploads = 0;
+    let reservedBeforeUpload: string | null = 'not looked';
+    // As above: this "process" files the bytes, then dies before it commits or acks.
+    const dying: FileStore = {
+      backend: real.backend,
+      rootFolderId: real.rootFolderId,
+      ensureFolder: (p) => real.ensureFolder(p),
+      reserveFileId: () => real.reserveFileId(),
+      fileIdFor: (key) => real.fileIdFor(key),
+      findBySha256: (f, s) => real.findBySha256(f, s),
+      openFile: (id, range) => real.openFile(id, range),
+      async upload(req) {
+        reservedBeforeUpload = (await attachment(String(req.appProperties?.['attachmentId']))).drive_file_id;
+        await real.upload(req);
+        uploads += 1;
+        proxy.pause();
+        throw new Error('process killed after the upload');
+      },
+    };
+    const blobs = createMysqlBlobStore(t.db);
+    const doomed = await startConsumer(
+      createDriveUploadHandler({ store: dying, blobs, folderTemplate: '{yyyy}/{mm}/{from}' }),
+      { broker: doomedBroker, db: t.db, log },
+    );
+    const bytes = Buffer.concat([SMALL_PDF, randomBytes(64)]);
+    const { attachmentId } = await emailWithAnalyzedAttachment({
+      from: 'local@example.com',
+      bytes,
+      verdict: 'accepted',
+    });
+    await waitFor(() => uploads === 1, 15_000, 'first filing');
+    expect(reservedBeforeUpload).toBeNull(); // nothing was written to MySQL before the upload
+
+    running.push(
+      await startConsumer(
+        createDriveUploadHandler({
+          store: new LocalFileStore({ dir }),
+          blobs,
+          folderTemplate: '{yyyy}/{mm}/{from}',
+        }),
+        { broker, db: t.db, log },
+      ),
+    );
+    const row = await waitFor(
+      async () => {
+        const a = await attachment(attachmentId);
+        return a.drive_status === 'pending' ? null : a;
+      },
+      20_000,
+      'filed by the replacement',
+    );
+    // Its own file found again: `uploaded` (not `skipped`), one file on disk, under the derived id.
+    expect(row.drive_status).toBe('uploaded');
+    expect(row.drive_file_id).toBe(real.fileIdFor(`attachment:${attachmentId}`));
+    const folder = join(dir, '2026', '11', 'local@example.com');
+    expect(await readdir(folder)).toEqual(['invoice.pdf']);
+    expect((await readFile(join(folder, 'invoice.pdf'))).equals(bytes)).toBe(true);
+
+    await doomed.stop().catch(() => undefined);
+    await doomedBroker.close();
+    await proxy.close();
+    await rm(dir, { recursive: true, force: true });
   });
 });

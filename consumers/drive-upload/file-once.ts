@@ -31,6 +31,8 @@ export interface FileOnceRequest {
   mimeType: string;
   /** More app properties (email id, attachment id). */
   appProperties: Record<string, string>;
+  /** What the file is (`attachment:<id>`, `pdf:<id>`): a store with `fileIdFor` derives its id from it. */
+  idKey: string;
   /** The file id reserved by an earlier attempt, or null. */
   reservedFileId: string | null;
   /** Stores a freshly reserved file id (in MySQL) before the upload uses it. */
@@ -46,7 +48,8 @@ export interface FileOnceRequest {
 export async function fileOnce(req: FileOnceRequest): Promise<FilingOutcome> {
   const lockName = `postroom:file:${createHash('sha256').update(`${req.folderId}\n${req.sha256}`).digest('hex').slice(0, 40)}`;
   const filed = await withNamedLock(req.db, lockName, 60, async () => {
-    let fileId = req.reservedFileId;
+    // An id reserved earlier wins (a filing begun before the store derived ids); else the derived one.
+    let fileId = req.reservedFileId ?? req.store.fileIdFor?.(req.idKey) ?? null;
     const existing = await req.store.findBySha256(req.folderId, req.sha256);
     if (existing && existing.fileId !== fileId)
       return {

@@ -66,6 +66,7 @@ export async function filePdf(
         attachmentId: d.attachmentId,
         convertedFrom: d.sha256.slice(0, 64),
       },
+      idKey: `pdf:${d.attachmentId}`,
       reservedFileId: row.pdf_drive_file_id,
       saveReservedId: async (fileId) => {
         await ctx.db

@@ -1,6 +1,7 @@
 import type { Transaction } from 'kysely';
 import type { AnyEvent } from '../../contracts/index.js';
 import { isDuplicateKey, type Database, type Db } from '../db/database.js';
+import { gatherTimeline } from '../db/repositories/timeline.repository.js';
 import { DUPLICATE, type Emit } from './handler.js';
 import { enqueueEvents, signalOutbox } from './outbox.js';
 
@@ -115,7 +116,10 @@ export class CommitBatcher {
           .execute();
         const out: unknown[] = [];
         const staged: AnyEvent[] = [];
-        for (const p of batch) out.push(await p.fn(trx, (e) => staged.push(e)));
+        // The batch's timeline entries go in one INSERT, as its inbox rows and events do.
+        await gatherTimeline(trx, async () => {
+          for (const p of batch) out.push(await p.fn(trx, (e) => staged.push(e)));
+        });
         await enqueueEvents(trx, staged);
         return { results: out, events: staged };
       }));

@@ -1,5 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { CompiledQuery, Kysely, Migrator, MysqlDialect, type MigrationResultSet } from 'kysely';
+import {
+  CompiledQuery,
+  Kysely,
+  Migrator,
+  MysqlDialect,
+  type MigrationResultSet,
+  type Transaction,
+} from 'kysely';
 import { createConnection, createPool, type Pool, type SslOptions } from 'mysql2';
 import type { Logger } from '../logger.js';
 import { refusedCertificateCode } from '../tls-errors.js';
@@ -15,6 +22,34 @@ export type Db = Kysely<Database>;
 /** True for MySQL's duplicate-key error (ER_DUP_ENTRY, 1062), the same on MySQL 8 and MariaDB. */
 export function isDuplicateKey(err: unknown): boolean {
   return (err as { errno?: unknown } | null)?.errno === 1062;
+}
+
+/** True for a deadlock (1213) or a lock wait timeout (1205): the work was rolled back and may simply be tried again. */
+export function isLockConflict(err: unknown): boolean {
+  const n = (err as { errno?: unknown } | null)?.errno;
+  return n === 1213 || n === 1205;
+}
+
+/**
+ * Runs `fn` in a transaction, and again (up to `attempts` times in all, after a short random pause)
+ * when the server rolled it back as the victim of a deadlock or a lock wait timeout: InnoDB's
+ * documented answer to a deadlock is to retry, and a caller that treats it as a failure (a poller
+ * reconnecting with backoff) loses seconds to a conflict that a retry settles in milliseconds. `fn`
+ * must write only through the transaction, so that running it again is safe.
+ */
+export async function transactionWithRetry<T>(
+  db: Kysely<Database>,
+  fn: (trx: Transaction<Database>) => Promise<T>,
+  attempts = 5,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.transaction().execute(fn);
+    } catch (err) {
+      if (attempt >= attempts || !isLockConflict(err)) throw err;
+      await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 20));
+    }
+  }
 }
 
 /** Splits a `mysql://` URL into the server part and the database name. */
@@ -118,7 +153,7 @@ const READ_COMMITTED = 'SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED';
 export function openDatabase(url: string, options: DatabaseOptions = {}): DatabaseHandle {
   const pool = createPool({
     uri: url,
-    connectionLimit: options.connectionLimit ?? 10,
+    connectionLimit: options.connectionLimit ?? 20,
     timezone: 'Z',
     dateStrings: false,
     supportBigNumbers: true,

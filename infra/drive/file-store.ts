@@ -26,6 +26,13 @@ export interface FileStore {
   ensureFolder(path: readonly string[]): Promise<string>;
   /** A fresh file id to store (in MySQL) before uploading with it. */
   reserveFileId(): Promise<string>;
+  /**
+   * The id of the file filed for `key` (what the file is: `attachment:<id>`), derived from the key
+   * alone, for a store that accepts ids it did not hand out. The same key always gives the same id, so
+   * a retry after a crash finds its own file without an id stored first: no write before the upload.
+   * Absent (Drive, whose ids come from `generateIds`): reserve and store an id instead.
+   */
+  fileIdFor?(key: string): string;
   /** The file with these bytes (by its `sha256` app property) in the folder, or null. */
   findBySha256(folderId: string, sha256: string): Promise<StoredFile | null>;
   /** Files the bytes under the reserved id; see `UploadRequest` and `UploadResult`. */

@@ -123,6 +123,11 @@ export class LocalFileStore implements FileStore {
     return `L${randomBytes(18).toString('base64url')}`;
   }
 
+  fileIdFor(key: string): string {
+    // `K`, not `L`: never equal to a reserved id. 144 bits of SHA-256, as many as a reserved id has.
+    return `K${createHash('sha256').update(key, 'utf8').digest().subarray(0, 18).toString('base64url')}`;
+  }
+
   async findBySha256(folderId: string, sha256: string): Promise<StoredFile | null> {
     checkSha256(sha256);
     const entry = await readJson<FileRecord | { fileId: string }>(this.shaPath(folderId, sha256));

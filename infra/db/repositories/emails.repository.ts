@@ -3,7 +3,7 @@ import type { Insertable, Kysely, Transaction } from 'kysely';
 import type { AnyEvent } from '../../../contracts/index.js';
 import { createEvent } from '../../broker/events.js';
 import { enqueueEvents, signalOutbox } from '../../broker/outbox.js';
-import { isDuplicateKey } from '../database.js';
+import { isDuplicateKey, transactionWithRetry } from '../database.js';
 import type { AttachmentsTable } from '../tables/attachments.table.js';
 import type { EmailsTable } from '../tables/emails.table.js';
 import type { Database } from '../tables/index.js';
@@ -369,7 +369,8 @@ export async function recordEmails(
   });
   const created = answers.flatMap((a, i) => (a.created ? [i] : []));
   if (created.length === 0) return answers;
-  await db.transaction().execute((trx) =>
+  // A deadlock with a consumer's batch is tried again as a batch, not one email at a time.
+  await transactionWithRetry(db, (trx) =>
     insertEmailRecords(
       trx,
       created.map((i) => records[i]!),
@@ -419,7 +420,9 @@ export async function markImapAfterApplied(
 ): Promise<void> {
   const ids = [...new Set(typeof emailIds === 'string' ? [emailIds] : emailIds)];
   if (ids.length === 0) return;
-  await db.transaction().execute(async (trx) => {
+  // Its locking read meets the Drive consumer's batches, which lock emails one by one to close them:
+  // a deadlock between the two is settled by trying again, not by failing the IMAP session.
+  await transactionWithRetry(db, async (trx) => {
     const now = new Date();
     // Locking read: which of them are still unmarked (a concurrent marker waits, then finds none).
     const open = await trx

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { AnyEvent, EmailProcessedV1 } from '../../../contracts/index.js';
 import type { Database } from '../tables/index.js';
 import { insertPendingCalls } from './outbound-calls.repository.js';
@@ -82,19 +82,33 @@ export function emailIdOf(event: AnyEvent): string | null {
   return typeof id === 'string' ? id : null;
 }
 
-/** The chats told of a processed email: the sender's chat for a file sent to the bot, else every subscriber. */
-async function chatsToTell(db: Conn, data: EmailProcessedV1['data']): Promise<string[]> {
-  if (data.source === 'telegram') return data.chatId ? [data.chatId] : [];
+/** The subscribed chats. */
+async function subscribers(db: Conn): Promise<string[]> {
   const rows = await db.selectFrom('telegram_chats').select('chat_id').where('subscribed', '=', 1).execute();
   return rows.map((r) => r.chat_id);
 }
 
+/** The chats told of a processed email: the sender's chat for a file sent to the bot, else every subscriber. */
+async function chatsToTell(
+  db: Conn,
+  data: EmailProcessedV1['data'],
+  subscribed?: readonly string[],
+): Promise<string[]> {
+  if (data.source === 'telegram') return data.chatId ? [data.chatId] : [];
+  return subscribed ? [...subscribed] : subscribers(db);
+}
+
 /**
  * Records the notifications of a processed email as `pending` (one per chat; a row already there is
- * left alone), with a `notify` timeline entry when it made any. Returns how many it made.
+ * left alone), with a `notify` timeline entry when it made any. Returns how many it made. `subscribed`:
+ * the subscribed chats, when the caller read them already in this transaction.
  */
-export async function recordPendingNotifications(db: Conn, data: EmailProcessedV1['data']): Promise<number> {
-  const chats = await chatsToTell(db, data);
+export async function recordPendingNotifications(
+  db: Conn,
+  data: EmailProcessedV1['data'],
+  subscribed?: readonly string[],
+): Promise<number> {
+  const chats = await chatsToTell(db, data, subscribed);
   if (chats.length === 0) return 0;
   const now = new Date();
   const r = await db
@@ -135,7 +149,10 @@ export async function recordPendingNotifications(db: Conn, data: EmailProcessedV
 export async function recordFollowUps(db: Conn, events: readonly AnyEvent[]): Promise<void> {
   const ofEmails = events.filter((e) => emailIdOf(e) !== null);
   if (ofEmails.length === 0) return;
-  const hooks = await db.selectFrom('hooks').select(['name', 'events']).execute();
+  const { hooks, subscribed } = await targets(
+    db,
+    ofEmails.some((e) => e.type === 'email.processed' && e.data.source !== 'telegram'),
+  );
   const wanted = hooks.map((h) => ({ name: h.name, events: new Set(JSON.parse(h.events) as string[]) }));
   await insertPendingCalls(
     db,
@@ -151,5 +168,27 @@ export async function recordFollowUps(db: Conn, events: readonly AnyEvent[]): Pr
         })),
     ),
   );
-  for (const e of ofEmails) if (e.type === 'email.processed') await recordPendingNotifications(db, e.data);
+  for (const e of ofEmails)
+    if (e.type === 'email.processed') await recordPendingNotifications(db, e.data, subscribed);
+}
+
+/**
+ * The registered hooks and, when `withChats`, the subscribed chats: in one statement (a UNION), as
+ * closing an email needs both and each statement is a round trip.
+ */
+async function targets(
+  db: Conn,
+  withChats: boolean,
+): Promise<{ hooks: { name: string; events: string }[]; subscribed?: string[] }> {
+  if (!withChats) return { hooks: await db.selectFrom('hooks').select(['name', 'events']).execute() };
+  const { rows } = await sql<{ kind: 'hook' | 'chat'; name: string; events: string | null }>`
+    SELECT 'hook' AS kind, name, events FROM hooks
+    UNION ALL
+    SELECT 'chat' AS kind, chat_id AS name, NULL AS events FROM telegram_chats WHERE subscribed = 1`.execute(
+    db,
+  );
+  return {
+    hooks: rows.flatMap((r) => (r.kind === 'hook' ? [{ name: r.name, events: r.events ?? '[]' }] : [])),
+    subscribed: rows.flatMap((r) => (r.kind === 'chat' ? [r.name] : [])),
+  };
 }
