@@ -76,4 +76,15 @@ describe('recent blobs held in memory, over the MySQL store', () => {
     expect(store.heldBytes).toBe(0);
     await expect(store.read(info.sha256)).rejects.toMatchObject({ code: 'BLOB.CORRUPT' });
   });
+
+  it('holds a copy of an attachment cut from a larger buffer, not the larger buffer', async () => {
+    const store = withRecentBlobs(createMysqlBlobStore(t.db));
+    const source = randomBytes(256 * 1024); // a message's source
+    const attachment = source.subarray(1000, 3000);
+    const expected = Buffer.from(attachment);
+    const info = await store.put(attachment);
+    source.fill(0); // the source is reused or dropped: what is held must not depend on it
+    expect(await store.read(info.sha256)).toEqual(expected);
+    expect(store.heldBytes).toBe(2000);
+  });
 });

@@ -61,9 +61,12 @@ export function withRecentBlobs(inner: BlobStore, options: RecentBlobsOptions = 
     heldBytes -= h.data.length;
   };
 
-  const keep = (sha256: string, data: Buffer) => {
-    if (data.length > maxItemBytes) return;
+  const keep = (sha256: string, bytes: Buffer) => {
+    if (bytes.length > maxItemBytes) return;
     forget(sha256);
+    // A view into a larger buffer (an attachment cut from its message's source) would keep the whole
+    // of it alive while `heldBytes` counted the view only: hold a copy of just the bytes.
+    const data = bytes.byteLength === bytes.buffer.byteLength ? bytes : Buffer.from(bytes);
     held.set(sha256, { data, at: now() });
     heldBytes += data.length;
     for (const [key] of held) {
@@ -125,7 +128,7 @@ export function withRecentBlobs(inner: BlobStore, options: RecentBlobsOptions = 
     }
     misses++;
     const out = await inner.read(sha256);
-    keep(sha256, Buffer.from(out));
+    keep(sha256, Buffer.from(out)); // a copy: the caller owns `out`
     return out;
   }
 
