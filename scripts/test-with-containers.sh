@@ -6,9 +6,19 @@
 # pulled, else the local stand-ins (scripts/container-standins.sh). Runs the given test files
 # (default: a few that use RabbitMQ, MySQL, Dovecot and a whole process). Not part of CI: slow, needs
 # an engine.
-#   scripts/test-with-containers.sh [test files...]
+# With --tools, the outside programs CI installs (Chromium, LibreOffice, poppler, the MariaDB client,
+# promtool) run from the tools image too, installed here or not (TEST_TOOLS=container,
+# test/tools-container.ts; built from the Debian stand-in where no registry is reachable), and the
+# default test files are the ones that use them.
+#   scripts/test-with-containers.sh [--tools] [test files...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+tools=""
+if [ "${1:-}" = --tools ]; then
+  tools=1
+  shift
+fi
 
 service_pid=""
 if ! { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }; then
@@ -29,11 +39,16 @@ if ! { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }; then
   if ! timeout 60 podman pull -q rabbitmq:3.13-management >/dev/null 2>&1; then
     eval "$(scripts/container-standins.sh)"
     export TEST_RABBITMQ_IMAGE="$RABBITMQ_IMAGE" TEST_MYSQL_IMAGE="$MYSQL_IMAGE" TEST_DOVECOT_IMAGE="$DOVECOT_IMAGE"
+    export TEST_TOOLS_BASE_IMAGE="${TEST_TOOLS_BASE_IMAGE:-$DEBIAN_IMAGE}"
   fi
 fi
-if [ $# -eq 0 ]; then
+if [ $# -eq 0 ] && [ -n "$tools" ]; then
+  set -- consumers/conversion infra/documents infra/backup infra/prometheus \
+    infra/http/console/console.browser.int.test.ts infra/http/status-api
+elif [ $# -eq 0 ]; then
   set -- infra/broker infra/db producers/inbox-folder producers/imap-poller
 fi
 npm run -s build
 unset AMQP_URL MYSQL_URL
+if [ -n "$tools" ]; then export TEST_TOOLS=container; fi
 TEST_SERVICES=containers npx vitest run "$@"

@@ -4,6 +4,7 @@ import { createConnection } from 'mysql2';
 import { findDovecot } from '../scripts/throwaway-dovecot.js';
 import { containerUlimits, DEFAULT_DOVECOT_IMAGE, RUN_LABEL, testcontainers } from './containers.js';
 import { testAmqpUrl, testMysqlServer } from './env.js';
+import { placeTools } from './tools-container.js';
 
 /** Hides the password of a URL for messages. */
 const redact = (url: string) => url.replace(/:[^:@/]*@/, ':***@');
@@ -160,7 +161,8 @@ async function removeLeftovers(run: string): Promise<void> {
  * are. When one of them does not answer at its default URL (nothing set) and a container engine is
  * available, it is started with testcontainers instead, and stopped when the run ends.
  * TEST_SERVICES=containers starts both in containers whatever answers locally, and Dovecot too
- * (placeDovecot).
+ * (placeDovecot). The outside programs CI installs (Chromium, soffice, pdftoppm, mariadb-dump,
+ * promtool...) run from a tools image when they are missing here (test/tools-container.ts).
  */
 export default async function setup(): Promise<() => Promise<void>> {
   const forced = process.env['TEST_SERVICES'] === 'containers';
@@ -191,15 +193,20 @@ export default async function setup(): Promise<() => Promise<void>> {
       );
     }
   }
-  let dovecot: { run: string } | null;
+  let dovecot: { run: string } | null = null;
+  let tools: (() => Promise<void>) | null = null;
   try {
     dovecot = await placeDovecot(forced);
+    // Chromium, LibreOffice, poppler, the MariaDB client and promtool: local, or from the tools image.
+    tools = await placeTools();
   } catch (err) {
     await Promise.allSettled(started.map((c) => c.stop()));
+    if (dovecot) await removeLeftovers(dovecot.run).catch(() => undefined);
     throw err;
   }
   return async () => {
     await Promise.allSettled(started.map((c) => c.stop()));
     if (dovecot) await removeLeftovers(dovecot.run).catch(() => undefined);
+    await tools?.().catch(() => undefined);
   };
 }

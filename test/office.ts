@@ -25,7 +25,7 @@ export const SOFFICE = findOnPath('soffice', process.env['PATH']);
 export const PDFTOTEXT = findOnPath('pdftotext', process.env['PATH']);
 /** Why soffice tests skip, for the log. */
 export const NO_SOFFICE =
-  'LibreOffice (soffice) is not on the PATH: run scripts/install-converter.sh (CI does) to run these tests';
+  'LibreOffice (soffice) is not on the PATH: run scripts/install-converter.sh (CI does), or make Docker available (test/tools-container.ts), to run these tests';
 
 /** The text of a PDF, by pdftotext. */
 export function pdfText(pdf: Buffer): string {

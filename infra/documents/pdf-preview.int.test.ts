@@ -12,7 +12,7 @@ import { runToolHere } from './run-tool.js';
 const available = pdfPreviewAvailable();
 if (!available)
   console.warn(
-    'pdf-preview.int.test.ts skipped: pdftoppm (poppler-utils) is not on the PATH; run scripts/install-converter.sh',
+    'pdf-preview.int.test.ts skipped: pdftoppm (poppler-utils) is not on the PATH; run scripts/install-converter.sh, or make Docker available',
   );
 
 /** A one-page PDF with this page box and these (Flate-compressed) page contents. */

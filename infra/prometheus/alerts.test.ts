@@ -21,7 +21,10 @@ async function promtool(...args: string[]): Promise<string> {
     return stdout + stderr;
   } catch (err) {
     const e = err as { code?: unknown; stdout?: string; stderr?: string };
-    if (e.code === 'ENOENT') throw new Error('promtool is not installed: run scripts/install-promtool.sh');
+    if (e.code === 'ENOENT')
+      throw new Error(
+        'promtool is not installed: run scripts/install-promtool.sh, or make Docker available (test/tools-container.ts)',
+      );
     throw new Error(`promtool ${args.join(' ')} failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
   }
 }
