@@ -1,6 +1,7 @@
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   FIXTURE_WORDS,
   liveGroupMembers,
@@ -16,12 +17,21 @@ import { createLocalConverter } from './local-converter.js';
 if (!SOFFICE) console.warn(`local-converter.int.test.ts skipped: ${NO_SOFFICE}`);
 
 const CANARY = '/tmp/postroom-macro-canary';
+/**
+ * This file's conversions make their job folders here, not in the temp folder itself: other test files
+ * convert at the same time (conversion.int.test.ts), and their folders are not this file's leftovers.
+ */
+const TEMP = mkdtempSync(join(tmpdir(), 'postroom-local-converter-test-'));
+afterAll(() => rmSync(TEMP, { recursive: true, force: true }));
 
 describe.skipIf(!SOFFICE)('local converter (LibreOffice headless)', () => {
   /** A converter that records each job's process group and temp folder. */
   function converter(concurrency = 1) {
     const jobs: { pgid: number; dir: string }[] = [];
-    return { jobs, convert: createLocalConverter({ concurrency, onStart: (j) => jobs.push(j) }) };
+    return {
+      jobs,
+      convert: createLocalConverter({ concurrency, tempDir: TEMP, onStart: (j) => jobs.push(j) }),
+    };
   }
 
   /** Nothing of a job is left: no process of its group, none naming its folder, no folder. */
@@ -86,6 +96,7 @@ describe.skipIf(!SOFFICE)('local converter (LibreOffice headless)', () => {
     let most = 0;
     const convert = createLocalConverter({
       concurrency: 1,
+      tempDir: TEMP,
       onStart: () => {
         running += 1;
         most = Math.max(most, running);
@@ -101,8 +112,8 @@ describe.skipIf(!SOFFICE)('local converter (LibreOffice headless)', () => {
 
   it('leaves no temp folders of its own behind', () => {
     expect(
-      readdirSync(tmpdir()).filter(
-        (f) => f.startsWith('postroom-convert-') && existsSync(`${tmpdir()}/${f}/profile`),
+      readdirSync(TEMP).filter(
+        (f) => f.startsWith('postroom-convert-') && existsSync(`${TEMP}/${f}/profile`),
       ),
     ).toEqual([]);
   });
