@@ -40,8 +40,8 @@ if [ "${1:-}" = --supervise ]; then
       kill -0 "$client" 2>/dev/null || exit 0
       sleep 0.1
     done
-    # The caller was killed while the client runs: kill the container, again until the client ends
-    # (it may not have created or started it yet, and it starts nothing once it has gone).
+    # The caller was killed while the client runs: kill the container, and again until the client
+    # ends (it may not have created or started the container yet; once it has ended, nothing will).
     while kill -0 "$client" 2>/dev/null; do
       eng kill "$name"
       sleep 0.2
