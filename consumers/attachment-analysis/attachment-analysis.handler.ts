@@ -1,4 +1,3 @@
-import { buffer } from 'node:stream/consumers';
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
 import type { AttachmentStoredV1 } from '../../contracts/index.js';
 import type { ConsumerDefinition, HandlerContext } from '../../infra/broker/handler.js';
@@ -6,7 +5,7 @@ import { ByteBudget } from '../../infra/byte-budget.js';
 import { SUBSCRIPTIONS } from '../../infra/broker/subscriptions.js';
 import { appendTimeline } from '../../infra/db/repositories/timeline.repository.js';
 import { officeExtension } from '../../infra/documents/convertible.js';
-import type { PreviewOutcome } from '../../infra/documents/pdf-preview.js';
+import type { PdfSource, PreviewOutcome } from '../../infra/documents/pdf-preview.js';
 import { describeError, isRetryable } from '../../infra/errors.js';
 import { analyzeAttachment, type AnalysisLimits, type AnalysisResult } from './analyze.js';
 
@@ -28,7 +27,7 @@ export interface AttachmentAnalysisDeps {
    */
   converting?: boolean;
   /** Renders the first page of accepted PDFs as their thumbnail; absent: PDFs get none. */
-  pdfPreview?: (pdf: Buffer) => Promise<PreviewOutcome>;
+  pdfPreview?: (pdf: PdfSource) => Promise<PreviewOutcome>;
 }
 
 /** Default bytes of attachments analysed at once. */
@@ -78,7 +77,8 @@ export function createAttachmentAnalysisHandler(
       };
     }
     if (result.verdict === 'accepted' && result.detectedType === 'application/pdf' && deps.pdfPreview) {
-      const preview = await deps.pdfPreview(await buffer(await deps.blobs.open(d.sha256)));
+      // Streamed to the preview's temp file: a 25 MiB PDF is never held whole in memory for it.
+      const preview = await deps.pdfPreview(() => deps.blobs.open(d.sha256));
       if (preview?.ok) result = { ...result, thumbnail: preview.thumbnail };
       else if (preview)
         result = { ...result, reason: `${result.reason} No preview: ${preview.reason}`.slice(0, 2000) };

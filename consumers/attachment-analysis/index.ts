@@ -1,5 +1,5 @@
 import { startConsumer } from '../../infra/broker/consume.js';
-import { pdfPreviewAvailable, renderPdfPreview } from '../../infra/documents/pdf-preview.js';
+import { pdfPreviewAvailable, renderPdfPreview, type PdfSource } from '../../infra/documents/pdf-preview.js';
 import type { RoleContext, RoleHandle } from '../../infra/roles.js';
 import { createAttachmentAnalysisHandler } from './attachment-analysis.handler.js';
 
@@ -14,7 +14,7 @@ export async function startAttachmentAnalysis(ctx: RoleContext): Promise<RoleHan
     },
     converting: ctx.config.converter !== 'off',
     // Without poppler-utils on the PATH, PDFs simply have no thumbnail.
-    ...(pdfPreviewAvailable() ? { pdfPreview: (pdf: Buffer) => renderPdfPreview(pdf) } : {}),
+    ...(pdfPreviewAvailable() ? { pdfPreview: (pdf: PdfSource) => renderPdfPreview(pdf) } : {}),
   });
   return startConsumer(def, ctx);
 }

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { pdf } from '../../test/file-fixtures.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasPdfObject, pdfPreviewAvailable, renderPdfPreview } from './pdf-preview.js';
@@ -107,5 +108,26 @@ describe.skipIf(!available)('PDF previews (pdftoppm, then sharp)', () => {
     // separators other than one space, as PDF writers use them
     expect(hasPdfObject(Buffer.from('%PDF-1.5\r\n12\r\n0\tobj<<>>endobj'))).toBe(true);
     expect(hasPdfObject(Buffer.from('%PDF-1.5\nobj 1 0 R endobj 0 obj'))).toBe(false);
+  });
+
+  it('takes the PDF as a stream, written to its temp file piece by piece', async () => {
+    const real = pdf('Invoice 42');
+    // pieces of 7 bytes: every `1 0 obj` is cut between two of them
+    const pieces = () =>
+      Promise.resolve(
+        Readable.from(
+          Array.from({ length: Math.ceil(real.length / 7) }, (_, i) => real.subarray(i * 7, i * 7 + 7)),
+          { objectMode: false },
+        ),
+      );
+    const outcome = await renderPdfPreview(pieces);
+    expect(outcome?.ok).toBe(true);
+    const fake = Buffer.concat([Buffer.from('%PDF-1.7\n'), Buffer.alloc(3 * 1024 * 1024, 0x41)]);
+    expect(
+      await renderPdfPreview(() => Promise.resolve(Readable.from([fake], { objectMode: false }))),
+    ).toEqual({
+      ok: false,
+      reason: 'The PDF could not be read (it holds no PDF object).',
+    });
   });
 });

@@ -6,7 +6,10 @@
  * time limit that kills its process group; and `-scale-to` caps the pixels written whatever the page
  * says. Without poppler-utils on the PATH there is no preview (PDFs simply have no thumbnail).
  */
+import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -73,10 +76,41 @@ export function hasPdfObject(pdf: Buffer): boolean {
   return false;
 }
 
+/** The PDF: its bytes, or a way to open them as a stream (written to the temp file without ever being held whole). */
+export type PdfSource = Buffer | (() => Promise<Readable>);
+
+const NO_OBJECT: PreviewOutcome = {
+  ok: false,
+  reason: 'The PDF could not be read (it holds no PDF object).',
+};
+
+/**
+ * Copies a stream to `path`, looking for a PDF object on the way ({@link hasPdfObject}, over each chunk
+ * with the end of the one before, so a match across two chunks is found). Resolves with whether one was.
+ */
+async function copyLookingForObject(source: Readable, path: string): Promise<boolean> {
+  let found = false;
+  let tail = Buffer.alloc(0);
+  const look = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      if (!found) {
+        found = hasPdfObject(tail.length > 0 ? Buffer.concat([tail, chunk]) : chunk);
+        tail = Buffer.from(chunk.subarray(Math.max(0, chunk.length - 1024)));
+      }
+      done(null, chunk);
+    },
+  });
+  await pipeline(source, look, createWriteStream(path));
+  return found;
+}
+
 /** Renders the first page of `pdf` to a WebP thumbnail; see the module comment for the bounds. */
-export async function renderPdfPreview(pdf: Buffer, options: PreviewOptions = {}): Promise<PreviewOutcome> {
+export async function renderPdfPreview(
+  pdf: PdfSource,
+  options: PreviewOptions = {},
+): Promise<PreviewOutcome> {
   if (!pdfPreviewAvailable()) return null;
-  if (!hasPdfObject(pdf)) return { ok: false, reason: 'The PDF could not be read (it holds no PDF object).' };
+  if (Buffer.isBuffer(pdf) && !hasPdfObject(pdf)) return NO_OBJECT;
   const timeoutMs = options.timeoutMs ?? 20_000;
   const size = options.size ?? PREVIEW_SIZE;
   const maxPoints = options.maxPagePoints ?? MAX_PAGE_POINTS;
@@ -84,7 +118,8 @@ export async function renderPdfPreview(pdf: Buffer, options: PreviewOptions = {}
   const dir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'postroom-preview-'));
   try {
     const input = join(dir, 'input.pdf');
-    await writeFile(input, pdf);
+    if (Buffer.isBuffer(pdf)) await writeFile(input, pdf);
+    else if (!(await copyLookingForObject(await pdf(), input))) return NO_OBJECT;
     const info = await runTool('pdfinfo', ['-f', '1', '-l', '1', input], { timeoutMs, env: quietEnv() });
     if (info.timedOut) return { ok: false, reason: tookTooLong(timeoutMs) };
     if (info.code !== 0)
