@@ -31,6 +31,7 @@ import { DriveFileStore } from '../../infra/drive/drive-file-store.js';
 import { LocalFileStore } from '../../infra/drive/local-file-store.js';
 import { createDriveUploadHandler } from './drive-upload.handler.js';
 import type { FileStore } from '../../infra/drive/file-store.js';
+import type { BlobStore } from '../../infra/blobs/blob-store.js';
 
 const log = testLogger();
 
@@ -141,14 +142,38 @@ describe('drive-upload consumer', () => {
       await t.db.selectFrom('outbox').select('body').where('routing_key', '=', 'email.processed').execute()
     ).filter((r) => (JSON.parse(r.body) as { data: { emailId: string } }).data.emailId === emailId);
 
-  it('uploads nothing twice when the consumer dies after the upload and before the ack', async () => {
+  /** A broker connection through a TCP proxy: `proxy.pause()` makes it vanish, as a killed process's does. */
+  async function brokerThatCanVanish() {
     const proxy = await startTcpProxy(
       new URL(TEST_AMQP_URL).hostname,
       Number(new URL(TEST_AMQP_URL).port || 5672),
     );
     const u = new URL(TEST_AMQP_URL);
     u.host = `127.0.0.1:${proxy.port}`;
-    const doomedBroker = await startTestBroker(topology, u.toString());
+    return { proxy, doomedBroker: await startTestBroker(topology, u.toString()) };
+  }
+
+  /** Starts the replacement process's consumer, and waits until it made the attachment final. */
+  async function replacementFiles(store: FileStore, blobs: BlobStore, attachmentId: string) {
+    running.push(
+      await startConsumer(createDriveUploadHandler({ store, blobs, folderTemplate: '{yyyy}/{mm}/{from}' }), {
+        broker,
+        db: t.db,
+        log,
+      }),
+    );
+    return waitFor(
+      async () => {
+        const a = await attachment(attachmentId);
+        return a.drive_status === 'pending' ? null : a;
+      },
+      20_000,
+      'filed by the replacement',
+    );
+  }
+
+  it('uploads nothing twice when the consumer dies after the upload and before the ack', async () => {
+    const { proxy, doomedBroker } = await brokerThatCanVanish();
     const real = await newStore();
     let uploads = 0;
     // This "process" uploads, then dies: its broker connection vanishes and it never commits or acks
@@ -187,20 +212,8 @@ describe('drive-upload consumer', () => {
     expect(uploadedFiles().filter((f) => f.appProperties?.['attachmentId'] === attachmentId)).toHaveLength(1);
 
     // The replacement process takes the redelivered message.
-    running.push(
-      await startConsumer(
-        createDriveUploadHandler({ store: await newStore(), blobs, folderTemplate: '{yyyy}/{mm}/{from}' }),
-        { broker, db: t.db, log },
-      ),
-    );
-    const row = await waitFor(
-      async () => {
-        const a = await attachment(attachmentId);
-        return a.drive_status === 'uploaded' ? a : null;
-      },
-      20_000,
-      'uploaded by the replacement',
-    );
+    const row = await replacementFiles(await newStore(), blobs, attachmentId);
+    expect(row.drive_status).toBe('uploaded');
     const files = uploadedFiles().filter((f) => f.appProperties?.['attachmentId'] === attachmentId);
     expect(files).toHaveLength(1);
     expect(row.drive_file_id).toBe(files[0]!.id);
@@ -424,13 +437,7 @@ describe('drive-upload consumer', () => {
     // The Drive consumers of the tests above would take the message: only local ones from here on.
     for (const c of running.splice(0)) await c.stop();
     const dir = await mkdtemp(join(tmpdir(), 'postroom-local-once-'));
-    const proxy = await startTcpProxy(
-      new URL(TEST_AMQP_URL).hostname,
-      Number(new URL(TEST_AMQP_URL).port || 5672),
-    );
-    const u = new URL(TEST_AMQP_URL);
-    u.host = `127.0.0.1:${proxy.port}`;
-    const doomedBroker = await startTestBroker(topology, u.toString());
+    const { proxy, doomedBroker } = await brokerThatCanVanish();
     const real = new LocalFileStore({ dir });
     let uploads = 0;
     let reservedBeforeUpload: string | null = 'not looked';
@@ -465,24 +472,7 @@ describe('drive-upload consumer', () => {
     await waitFor(() => uploads === 1, 15_000, 'first filing');
     expect(reservedBeforeUpload).toBeNull(); // nothing was written to MySQL before the upload
 
-    running.push(
-      await startConsumer(
-        createDriveUploadHandler({
-          store: new LocalFileStore({ dir }),
-          blobs,
-          folderTemplate: '{yyyy}/{mm}/{from}',
-        }),
-        { broker, db: t.db, log },
-      ),
-    );
-    const row = await waitFor(
-      async () => {
-        const a = await attachment(attachmentId);
-        return a.drive_status === 'pending' ? null : a;
-      },
-      20_000,
-      'filed by the replacement',
-    );
+    const row = await replacementFiles(new LocalFileStore({ dir }), blobs, attachmentId);
     // Its own file found again: `uploaded` (not `skipped`), one file on disk, under the derived id.
     expect(row.drive_status).toBe('uploaded');
     expect(row.drive_file_id).toBe(real.fileIdFor(`attachment:${attachmentId}`));
