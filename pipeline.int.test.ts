@@ -18,6 +18,7 @@ import {
   sha256,
   SMALL_PDF,
 } from './test/mail-corpus.js';
+import { TEST_AMQP_URL } from './test/env.js';
 
 /** A mail with three attachments: a PDF, a PNG sent as octet-stream, and a Windows program named .pdf. */
 function invoiceMail(messageId: string, png: Buffer): Buffer {
@@ -68,6 +69,7 @@ describe('the whole pipeline: IMAP to analysis to Drive, in one process', () => 
     t = await createTestDatabase('pipeline');
     fake = await FakeDrive.start();
     const config = loadConfig({
+      AMQP_URL: TEST_AMQP_URL,
       ...imapEnv(dovecot),
       ROLES: 'imap,analysis,drive',
       MYSQL_URL: t.url,
@@ -203,6 +205,7 @@ describe('without Google credentials, files go to STORAGE_DIR in the same layout
     const namespace = testNamespace('local');
     const app = await startPostroom(
       loadConfig({
+        AMQP_URL: TEST_AMQP_URL,
         ...imapEnv(dovecot),
         ROLES: 'all',
         MYSQL_URL: t.url,

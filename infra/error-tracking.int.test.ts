@@ -15,6 +15,7 @@ import { names } from './broker/topology.js';
 import { postroomTopology } from './broker/subscriptions.js';
 import { loadConfig } from './config.js';
 import { errorTracker, scrubEvent } from './error-tracking.js';
+import { TEST_AMQP_URL } from '../test/env.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TOKEN = 'api-token-7f3c9a1e5b2d4c6a';
@@ -58,6 +59,7 @@ describe('with SENTRY_DSN, a running Postroom', () => {
     t = await createTestDatabase('sentry');
     app = await startPostroom(
       loadConfig({
+        AMQP_URL: TEST_AMQP_URL,
         ROLES: 'analysis,api',
         MYSQL_URL: t.url,
         API_TOKENS: TOKEN,

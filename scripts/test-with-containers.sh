@@ -7,7 +7,8 @@
 # (default: a few that use RabbitMQ, MySQL, Dovecot and a whole process). Not part of CI: slow, needs
 # an engine.
 # With --tools, the outside programs CI installs (Chromium, LibreOffice, poppler, the MariaDB client,
-# promtool) run from the tools image too, installed here or not (TEST_TOOLS=container,
+# promtool, and the TLS tests' MariaDB and RabbitMQ servers and openssl) run from the tools image too,
+# installed here or not (TEST_TOOLS=container,
 # test/tools-container.ts; built from the Debian stand-in where no registry is reachable), and the
 # default test files are the ones that use them.
 #   scripts/test-with-containers.sh [--tools] [test files...]
@@ -44,7 +45,8 @@ if ! { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }; then
 fi
 if [ $# -eq 0 ] && [ -n "$tools" ]; then
   set -- consumers/conversion infra/documents infra/backup infra/prometheus \
-    infra/http/console/console.browser.int.test.ts infra/http/status-api
+    infra/http/console/console.browser.int.test.ts infra/http/status-api \
+    infra/broker/broker-tls.int.test.ts infra/db/database-tls.int.test.ts infra/grafana
 elif [ $# -eq 0 ]; then
   set -- infra/broker infra/db producers/inbox-folder producers/imap-poller
 fi

@@ -4,18 +4,47 @@
  * Each runs from a temporary directory on a free loopback port with certificates from
  * `makeCertificates` (a private CA, a server certificate for `IP:127.0.0.1, DNS:localhost`), and is
  * stopped and removed by `stop()`. The machine's own MariaDB and RabbitMQ are not touched.
+ *
+ * The programs come from `mariadb-server`, `rabbitmq-server` and `openssl`, looked for on the PATH and
+ * in /usr/sbin; where they are not installed, test/tools-container.ts puts stubs first on the PATH that
+ * run them in the tools image (host network, the temp folder at the same path), and the servers run
+ * there as containers that end when the server does.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { findOnPath } from '../infra/config.js';
 import { makeCertificates, type CertificateFiles } from '../scripts/throwaway-certs.js';
 import { freePort } from './process.js';
+import { inContainer, toolSearchPath } from './tools-container.js';
 
 const run = promisify(execFile);
+
+/** Where `program` is (a stub of the tools image's first), or an error that says what to install. */
+function program(name: 'mariadb-install-db' | 'mariadbd' | 'rabbitmq-server' | 'rabbitmqctl'): string {
+  const found = findOnPath(name, toolSearchPath());
+  if (found) return found;
+  const pkg = name.startsWith('mariadb') ? 'mariadb-server' : 'rabbitmq-server';
+  throw new Error(
+    `${name} is not installed (not on PATH nor in /usr/sbin) and the tools image could not be used: ` +
+      `the TLS tests' throwaway servers need Debian's ${pkg}, or Docker (README, "Two commands")`,
+  );
+}
+
+/** Resolves when `child` has exited, or after `ms` if given; true when it has exited. */
+async function exited(child: ChildProcess, ms?: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return true;
+  return new Promise((resolve) => {
+    const timer = ms === undefined ? undefined : setTimeout(() => resolve(false), ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
 
 /** A started TLS-only server. */
 export interface TlsServer {
@@ -67,20 +96,26 @@ async function makeDirs(
 export async function startTlsMariadb(): Promise<TlsServer> {
   const { dir, certs, otherCaFile } = await makeDirs('tls-mariadb');
   const data = join(dir, 'data');
-  await run('mariadb-install-db', [
+  // As root, MariaDB runs only with --user=root; as another user, that option fails (the data folder
+  // cannot be handed to root) and none is needed. The tools image's programs add it themselves when
+  // they run as root there, which the caller cannot tell (a rootless engine's container root).
+  const asRoot = !inContainer('mariadbd') && process.getuid?.() === 0 ? ['--user=root'] : [];
+  await run(program('mariadb-install-db'), [
     '--no-defaults',
     `--datadir=${data}`,
-    '--user=root',
+    ...asRoot,
     '--auth-root-authentication-method=normal',
     '--skip-test-db',
   ]);
   const port = await freePort();
+  // In the tools image (a stub), the SIGTERM of stop() reaches the server through the stub, and the
+  // container ends with it.
   const child = spawn(
-    '/usr/sbin/mariadbd',
+    program('mariadbd'),
     [
       '--no-defaults',
       `--datadir=${data}`,
-      '--user=root',
+      ...asRoot,
       `--port=${port}`,
       '--bind-address=127.0.0.1',
       `--socket=${join(dir, 'mysqld.sock')}`,
@@ -96,9 +131,9 @@ export async function startTlsMariadb(): Promise<TlsServer> {
     { stdio: 'ignore' },
   );
   const stop = async () => {
-    if (child.exitCode === null) {
+    if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      await exited(child);
     }
     await rm(dir, { recursive: true, force: true });
   };
@@ -124,6 +159,12 @@ export interface ThrowawayRabbitmq extends TlsServer {
  * does (per queue only on `/metrics/per-object`). guest/guest may log in from loopback, as on
  * the machine's own broker. Debian's `rabbitmq-server` drops to the `rabbitmq` user, so the directory
  * is handed to it.
+ *
+ * In the tools image the node runs as the caller instead (the image's `rabbitmq-server` is the real
+ * script, not Debian's wrapper), so the directory stays the caller's and is its HOME too (the Erlang
+ * cookie that `rabbitmqctl` needs). It also brings its own epmd on a free port (ERL_EPMD_PORT, for the
+ * node and its `rabbitmqctl`): on the shared host network the default port 4369 may be the machine's
+ * epmd, or another test's container's, which would go away with that container.
  */
 export async function startTlsRabbitmq(
   opts: { plain?: boolean; prometheus?: boolean } = {},
@@ -149,9 +190,15 @@ export async function startTlsRabbitmq(
     : [];
   await writeFile(join(dir, 'rabbitmq.conf'), [...listeners, ...prometheus, ''].join('\n'));
   await writeFile(join(dir, 'enabled_plugins'), prometheusPort ? '[rabbitmq_prometheus].\n' : '[].\n');
-  await run('chown', ['-R', 'rabbitmq:rabbitmq', dir]).catch(() => chown(dir, process.getuid?.() ?? 0, 0));
+  const container = inContainer('rabbitmq-server');
+  if (!container)
+    await run('chown', ['-R', 'rabbitmq:rabbitmq', dir]).catch(() => chown(dir, process.getuid?.() ?? 0, 0));
+  const ownEpmd = container
+    ? { HOME: dir, ERL_EPMD_PORT: String(await freePort()), ERL_EPMD_ADDRESS: '127.0.0.1' }
+    : {};
   const env = {
     ...process.env,
+    ...ownEpmd,
     RABBITMQ_NODENAME: node,
     RABBITMQ_DIST_PORT: String(distPort),
     RABBITMQ_MNESIA_BASE: join(dir, 'mnesia'),
@@ -160,10 +207,11 @@ export async function startTlsRabbitmq(
     RABBITMQ_ENABLED_PLUGINS_FILE: join(dir, 'enabled_plugins'),
     RABBITMQ_PID_FILE: join(dir, 'rabbitmq.pid'),
   };
-  const child = spawn('rabbitmq-server', [], { env, stdio: 'ignore', detached: true });
+  const child = spawn(program('rabbitmq-server'), [], { env, stdio: 'ignore', detached: true });
   const stop = async () => {
-    await run('rabbitmqctl', ['-n', node, 'stop'], { env, timeout: 30_000 }).catch(() => undefined);
-    if (child.exitCode === null && child.pid) {
+    await run(program('rabbitmqctl'), ['-n', node, 'stop'], { env, timeout: 30_000 }).catch(() => undefined);
+    // The node has stopped; its script (and, in the tools image, the container) ends right after.
+    if (!(await exited(child, 15_000)) && child.pid) {
       try {
         process.kill(-child.pid, 'SIGKILL');
       } catch {

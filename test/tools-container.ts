@@ -1,8 +1,9 @@
 /**
  * The tests' outside programs from a container image, for a machine that has a container engine but
  * not the programs. CI installs them from Debian's packages (scripts/install-chromium.sh,
- * install-converter.sh, install-mariadb-client.sh, install-promtool.sh) and is not touched: this
- * module does nothing but look them up on the PATH when they are all there.
+ * install-converter.sh, install-mariadb-client.sh, install-promtool.sh; mariadb-server,
+ * rabbitmq-server and openssl are there for the machine's own services) and is not touched: this
+ * module does nothing but look them up on the PATH (and /usr/sbin) when they are all there.
  *
  * Otherwise test/global-setup.ts calls {@link placeTools}: the image of test/tools-image/Containerfile
  * (the same Debian packages) is built once and kept, tagged by a hash of its recipe, and a stub per
@@ -11,7 +12,10 @@
  * caller kills the container), so `runTool('soffice', ...)`, `execFile('promtool', ...)` and
  * `findOnPath('pdftoppm', ...)` work unchanged. Chromium is the exception: playwright drives a browser
  * it launches over pipes, which do not cross into a container, so test/browser.ts starts the stub with
- * a DevTools port instead and connects to it (`inContainer('chromium')`).
+ * a DevTools port instead and connects to it (`inContainer('chromium')`). The throwaway TLS servers
+ * (`mariadbd`, `rabbitmq-server`) run through their stubs too, as long-running containers stopped by
+ * the signal or `rabbitmqctl stop` that stops them here; test/throwaway-servers.ts adjusts what
+ * differs in a container (`inContainer('rabbitmq-server')`).
  *
  * Settings:
  * - TEST_TOOLS: `container` runs every one of the programs in the image, installed or not (to test
@@ -46,7 +50,31 @@ export const TOOL_PROGRAMS = [
   'mariadb',
   'mariadb-dump',
   'promtool',
+  // The throwaway TLS servers (test/throwaway-servers.ts) and their certificates.
+  'openssl',
+  'mariadb-install-db',
+  'mariadbd',
+  'rabbitmq-server',
+  'rabbitmqctl',
 ] as const;
+
+/**
+ * Programs that only work together: a data folder made by one MariaDB's `mariadb-install-db` is for
+ * the same MariaDB's server, and `rabbitmqctl` must speak to its node with the node's version and
+ * Erlang cookie. When one of a group is missing, the whole group runs in the image.
+ */
+const TOGETHER: ReadonlyArray<ReadonlyArray<(typeof TOOL_PROGRAMS)[number]>> = [
+  ['mariadb-install-db', 'mariadbd'],
+  ['rabbitmq-server', 'rabbitmqctl'],
+];
+
+/**
+ * Where the programs are looked for: the PATH, then /usr/sbin, where Debian puts the servers
+ * (`mariadbd`, `rabbitmq-server`) and which a user's PATH often lacks. The stubs come first on the PATH.
+ */
+export function toolSearchPath(path: string | undefined = process.env['PATH']): string {
+  return `${path ?? ''}${delimiter}/usr/sbin`;
+}
 
 /** Debian's Chromium (scripts/install-chromium.sh); playwright-core 1.64 speaks its protocol (156). */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -184,7 +212,7 @@ async function toolsImage(engine: Engine): Promise<string> {
   const log = join(tmpdir(), `postroom-test-tools-build-${process.pid}.log`);
   console.log(
     `test tools: building ${tag} from ${base} (once; about 1.5 minutes with a near Debian mirror, ` +
-      `1.3 GB; log: ${log})`,
+      `1.5 GB; log: ${log})`,
   );
   const started = Date.now();
   const [cli, ...options] = engine.cli;
@@ -244,8 +272,10 @@ export async function placeTools(): Promise<(() => Promise<void>) | null> {
   const path = process.env['PATH'];
   // Chromium is looked for where test/browser.ts launches it from.
   const installed = (p: string) =>
-    p === 'chromium' ? findOnPath('chromium', dirname(CHROMIUM)) : findOnPath(p, path);
-  const programs = TOOL_PROGRAMS.filter((p) => mode === 'container' || !installed(p));
+    p === 'chromium' ? findOnPath('chromium', dirname(CHROMIUM)) : findOnPath(p, toolSearchPath(path));
+  const missing = new Set(TOOL_PROGRAMS.filter((p) => mode === 'container' || !installed(p)));
+  for (const group of TOGETHER) if (group.some((p) => missing.has(p))) for (const p of group) missing.add(p);
+  const programs = TOOL_PROGRAMS.filter((p) => missing.has(p));
   if (programs.length === 0) return null;
 
   const forced = mode === 'container';

@@ -13,6 +13,7 @@ import { deleteTestTopology, testLogger, testNamespace, waitFor } from '../../te
 import { createTestDatabase } from '../../test/db.js';
 import { FakeGotenberg } from '../../test/fake-gotenberg.js';
 import { FIXTURE_WORDS, NO_SOFFICE, officeFixture, pdfText, SOFFICE } from '../../test/office.js';
+import { TEST_AMQP_URL } from '../../test/env.js';
 
 const TOKEN = 'conversion-test-token';
 const FOLDER = ['2026', '11', 'ana@example.com'];
@@ -25,6 +26,7 @@ async function startStack(label: string, env: Record<string, string>) {
   const namespace = testNamespace(label);
   const app = await startPostroom(
     loadConfig({
+      AMQP_URL: TEST_AMQP_URL,
       ROLES: 'analysis,drive,convert,api',
       MYSQL_URL: t.url,
       STORAGE_DIR: storage,

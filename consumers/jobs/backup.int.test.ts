@@ -9,6 +9,7 @@ import { createTestDatabase, type TestDatabase } from '../../test/db.js';
 import { FakeDrive, FOLDER_MIME, guardEgress, type FakeDriveFile } from '../../test/fake-drive.js';
 import { BACKUP_PROPERTY, createBackupRunner } from './backup.handler.js';
 import type { JobResult } from './jobs.handler.js';
+import { TEST_AMQP_URL } from '../../test/env.js';
 
 const BACKUP_NAME = /^postroom-\d{8}T\d{6}Z\.tar\.gz$/;
 
@@ -28,6 +29,7 @@ describe('the backup job', () => {
     t = await createTestDatabase('backupjob');
     fake = await FakeDrive.start();
     const config = loadConfig({
+      AMQP_URL: TEST_AMQP_URL,
       MYSQL_URL: t.url,
       DRIVE_ACCESS_TOKEN: 'fake-drive-token',
       DRIVE_API_URL: fake.url,

@@ -9,6 +9,7 @@ import { startPostroom, type Postroom } from '../../main.js';
 import { deleteTestTopology, testLogger, testNamespace, waitFor } from '../../test/broker.js';
 import { createTestDatabase, type TestDatabase } from '../../test/db.js';
 import { startHookTarget, type HookTarget } from '../../test/hook-target.js';
+import { TEST_AMQP_URL } from '../../test/env.js';
 
 const TOKEN = 'jobs-test-token-0123456789abcdef';
 
@@ -50,6 +51,7 @@ describe('poll an API, call another when the answer changes: configuration only'
     );
     app = await startPostroom(
       loadConfig({
+        AMQP_URL: TEST_AMQP_URL,
         ROLES: 'api,scheduler,outbound',
         MYSQL_URL: t.url,
         SCHEDULES_FILE: schedules,

@@ -14,6 +14,7 @@ import { FakeDrive, guardEgress } from '../../test/fake-drive.js';
 import { pdf } from '../../test/file-fixtures.js';
 import { recordTestEmail, waitForDone } from '../../test/recorded-mail.js';
 import { createRetentionRunner } from './retention.handler.js';
+import { TEST_AMQP_URL } from '../../test/env.js';
 
 const TOKEN = 'retention-job-token-0123456789ab';
 const log = testLogger();
@@ -43,6 +44,7 @@ describe('the retention job', () => {
     );
     app = await startPostroom(
       loadConfig({
+        AMQP_URL: TEST_AMQP_URL,
         ROLES: 'analysis,drive,api,scheduler',
         MYSQL_URL: t.url,
         DRIVE_ACCESS_TOKEN: 'fake-drive-token',

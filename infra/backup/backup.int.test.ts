@@ -7,7 +7,7 @@ import { startPostroom, type Postroom } from '../../main.js';
 import { deleteTestTopology, testLogger, testNamespace, waitFor } from '../../test/broker.js';
 import { createTestDatabase, dropDatabase, type TestDatabase } from '../../test/db.js';
 import { imapEnv, startDovecot, type DovecotServer } from '../../test/dovecot.js';
-import { TEST_MYSQL_SERVER } from '../../test/env.js';
+import { TEST_MYSQL_SERVER, TEST_AMQP_URL } from '../../test/env.js';
 import { nestedMultipartMessage, SMALL_PDF, base64Lines } from '../../test/mail-corpus.js';
 import { createMysqlBlobStore } from '../blobs/mysql-blob-store.js';
 import { postroomTopology } from '../broker/subscriptions.js';
@@ -70,6 +70,7 @@ describe('backup and restore: the API shows the same emails, attachments and byt
     backups = await mkdtemp(join(tmpdir(), 'postroom-backups-'));
     app = await startPostroom(
       loadConfig({
+        AMQP_URL: TEST_AMQP_URL,
         ...imapEnv(dovecot),
         ROLES: 'imap,analysis,drive,api',
         MYSQL_URL: t.url,
@@ -135,7 +136,13 @@ describe('backup and restore: the API shows the same emails, attachments and byt
     expect(result.manifest.dump.sha256).toBe(backup.manifest.dump.sha256);
 
     const restored = await startPostroom(
-      loadConfig({ ROLES: 'api', MYSQL_URL: restoredUrl, API_TOKENS: TOKEN, LOG_LEVEL: 'silent' }),
+      loadConfig({
+        AMQP_URL: TEST_AMQP_URL,
+        ROLES: 'api',
+        MYSQL_URL: restoredUrl,
+        API_TOKENS: TOKEN,
+        LOG_LEVEL: 'silent',
+      }),
       { log: testLogger(), namespace, httpPort: 0 },
     );
     const restoredDb = openDatabase(restoredUrl, { connectionLimit: 2 });

@@ -11,6 +11,7 @@ import { startPostroom } from '../../main.js';
 import { testLogger, testNamespace, waitFor } from '../../test/broker.js';
 import { startTlsMariadb, type TlsServer } from '../../test/throwaway-servers.js';
 import { connectDatabase, mysqlTlsFromConfig, mysqlTlsHint, type MysqlTls } from './database.js';
+import { TEST_AMQP_URL } from '../../test/env.js';
 
 let server: TlsServer;
 const url = (db: string) => `mysql://root@127.0.0.1:${server.port}/${db}`;
@@ -81,6 +82,7 @@ describe('MYSQL_TLS against a MariaDB that requires TLS', () => {
   it('a whole Postroom process starts against it with MYSQL_TLS=verify and is ready', async () => {
     const app = await startPostroom(
       loadConfig({
+        AMQP_URL: TEST_AMQP_URL,
         ROLES: 'api',
         MYSQL_URL: url('postroom_tls'),
         MYSQL_TLS: 'verify',

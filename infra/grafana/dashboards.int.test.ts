@@ -18,6 +18,7 @@ import { imapEnv, startDovecot, type DovecotServer } from '../../test/dovecot.js
 import { startTlsRabbitmq, type ThrowawayRabbitmq } from '../../test/throwaway-servers.js';
 import { postroomTopology } from '../broker/subscriptions.js';
 import { loadConfig } from '../config.js';
+import { TEST_AMQP_URL } from '../../test/env.js';
 
 const DIR = join(dirname(fileURLToPath(import.meta.url)), 'dashboards');
 
@@ -119,6 +120,7 @@ describe('Grafana dashboards', () => {
       dovecot = await startDovecot();
       app = await startPostroom(
         loadConfig({
+          AMQP_URL: TEST_AMQP_URL,
           ...imapEnv(dovecot),
           ROLES: 'all',
           MYSQL_URL: t.url,

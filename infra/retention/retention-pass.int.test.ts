@@ -13,6 +13,7 @@ import { loadConfig, type Config } from '../config.js';
 import { lazyFileStore } from '../drive/drive-client.js';
 import { startStatusApi } from '../http/status-api/index.js';
 import { runRetentionPass } from './retention-pass.js';
+import { TEST_AMQP_URL } from '../../test/env.js';
 
 const log = testLogger();
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -46,6 +47,7 @@ describe('retention pass with Drive as the archive', () => {
     fake = await FakeDrive.start();
     t = await createTestDatabase('retention');
     config = loadConfig({
+      AMQP_URL: TEST_AMQP_URL,
       ROLES: 'analysis,drive,api',
       MYSQL_URL: t.url,
       DRIVE_ACCESS_TOKEN: 'fake-drive-token',

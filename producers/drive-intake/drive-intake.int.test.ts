@@ -12,6 +12,7 @@ import { pdf, png } from '../../test/file-fixtures.js';
 import { waitForDone } from '../../test/recorded-mail.js';
 import { DriveIntakeApi } from './drive-intake-api.js';
 import { createDriveIntake, type DriveIntake } from './drive-intake.js';
+import { TEST_AMQP_URL } from '../../test/env.js';
 
 const log = testLogger();
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -75,6 +76,7 @@ describe('Drive intake', () => {
     t = await createTestDatabase('intake');
     app = await startPostroom(
       loadConfig({
+        AMQP_URL: TEST_AMQP_URL,
         ROLES: 'analysis,drive',
         MYSQL_URL: t.url,
         DRIVE_ACCESS_TOKEN: 'fake-drive-token',

@@ -15,6 +15,7 @@ import { startHookTarget, type HookTarget } from '../../../test/hook-target.js';
 import { base64Lines, SMALL_PDF } from '../../../test/mail-corpus.js';
 import { postroomTopology } from '../../broker/subscriptions.js';
 import { loadConfig } from '../../config.js';
+import { TEST_AMQP_URL } from '../../../test/env.js';
 
 /** Where the screenshots go (gitignored; CI keeps them as artefacts). */
 const ARTIFACTS = join(process.cwd(), 'test-artifacts', 'console');
@@ -127,6 +128,7 @@ describe('operator console in a browser', () => {
     );
     app = await startPostroom(
       loadConfig({
+        AMQP_URL: TEST_AMQP_URL,
         ...imapEnv(dovecot),
         ROLES: 'imap,analysis,drive,outbound,api',
         HOOKS_FILE: hooksFile,

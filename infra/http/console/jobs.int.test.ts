@@ -5,6 +5,7 @@ import { createTestDatabase, type TestDatabase } from '../../../test/db.js';
 import { postroomTopology } from '../../broker/subscriptions.js';
 import { loadConfig } from '../../config.js';
 import { finishRun, recordRun, startRun, syncSchedules } from '../../db/repositories/jobs.repository.js';
+import { TEST_AMQP_URL } from '../../../test/env.js';
 
 const TOKEN = 'console-jobs-token-0123456789abcd';
 const HOSTILE = '<img src=x onerror="alert(1)"> dropped 3 blobs';
@@ -34,7 +35,13 @@ describe('console: jobs page', () => {
   beforeAll(async () => {
     t = await createTestDatabase('cjobs');
     app = await startPostroom(
-      loadConfig({ ROLES: 'api', MYSQL_URL: t.url, API_TOKENS: TOKEN, LOG_LEVEL: 'silent' }),
+      loadConfig({
+        AMQP_URL: TEST_AMQP_URL,
+        ROLES: 'api',
+        MYSQL_URL: t.url,
+        API_TOKENS: TOKEN,
+        LOG_LEVEL: 'silent',
+      }),
       { log: testLogger(), namespace, httpPort: 0 },
     );
     base = `http://127.0.0.1:${app.port}`;

@@ -10,6 +10,7 @@ import { createApp } from '../app.js';
 import { buildOpenApi } from '../openapi.js';
 import { createStatusRouter, startStatusApi } from './index.js';
 import { documentValidator, type DocumentValidator } from './openapi-check.js';
+import { TEST_AMQP_URL } from '../../../test/env.js';
 
 const SECRET = 'a-test-secret-of-more-than-32-bytes-0123456789';
 const b64u = (s: string) => Buffer.from(s).toString('base64url');
@@ -40,7 +41,13 @@ describe('status API: authentication, rate limits and CORS', () => {
   async function start(env: Record<string, string>): Promise<Postroom> {
     const namespace = testNamespace('auth');
     namespaces.push(namespace);
-    const config = loadConfig({ ROLES: 'api', MYSQL_URL: t.url, LOG_LEVEL: 'silent', ...env });
+    const config = loadConfig({
+      AMQP_URL: TEST_AMQP_URL,
+      ROLES: 'api',
+      MYSQL_URL: t.url,
+      LOG_LEVEL: 'silent',
+      ...env,
+    });
     const app = await startPostroom(config, {
       log: testLogger(),
       namespace,

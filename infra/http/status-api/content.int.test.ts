@@ -25,6 +25,7 @@ import { postroomTopology } from '../../broker/subscriptions.js';
 import { loadConfig } from '../../config.js';
 import { startStatusApi } from './index.js';
 import { documentValidator, type DocumentValidator } from './openapi-check.js';
+import { TEST_AMQP_URL } from '../../../test/env.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -50,6 +51,7 @@ describe('GET /api/v1/attachments/{id}/content', () => {
     t = await createTestDatabase('content');
     storage = await mkdtemp(join(tmpdir(), 'postroom-content-'));
     const config = loadConfig({
+      AMQP_URL: TEST_AMQP_URL,
       ROLES: 'analysis,drive,api',
       MYSQL_URL: t.url,
       STORAGE_DIR: storage,

@@ -23,6 +23,7 @@ import { loadConfig } from '../../config.js';
 import { messageIdHash, recordEmail } from '../../db/repositories/emails.repository.js';
 import { startStatusApi } from './index.js';
 import { documentValidator, type DocumentValidator } from './openapi-check.js';
+import { TEST_AMQP_URL } from '../../../test/env.js';
 
 /** The status API over mail that went through the real analysis and Drive (local) consumers. */
 describe('status API on data produced by the real pipeline', () => {
@@ -38,6 +39,7 @@ describe('status API on data produced by the real pipeline', () => {
     t = await createTestDatabase('api');
     storage = await mkdtemp(join(tmpdir(), 'postroom-api-'));
     const config = loadConfig({
+      AMQP_URL: TEST_AMQP_URL,
       ROLES: 'analysis,drive,api',
       MYSQL_URL: t.url,
       STORAGE_DIR: storage,
