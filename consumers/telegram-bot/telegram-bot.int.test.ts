@@ -194,11 +194,19 @@ describe('Telegram bot: commands and files, through the webhook and the whole pi
     const filed = await readdir(join(storage, '@dee'));
     expect(filed).toHaveLength(1);
     expect(await readFile(join(storage, '@dee', filed[0]!))).toEqual(bytes);
-    const notifications = await t.db
-      .selectFrom('notifications')
-      .selectAll()
-      .where('email_id', '=', email.id)
-      .execute();
+    // The reply reaches the chat before the notifier commits its `sent`: wait for the commit.
+    const notifications = await waitFor(
+      async () => {
+        const rows = await t.db
+          .selectFrom('notifications')
+          .selectAll()
+          .where('email_id', '=', email.id)
+          .execute();
+        return rows.every((r) => r.status !== 'pending') ? rows : null;
+      },
+      10_000,
+      'the notification recorded as final',
+    );
     expect(notifications).toMatchObject([{ chat_id: '1004', status: 'sent', attempts: 1 }]);
     // A file sent to the bot is answered in its chat only: the subscribed chat 1001 is not told.
     expect(fake.messagesTo(1001).some((m) => m.text.includes('invoice _2026_'))).toBe(false);

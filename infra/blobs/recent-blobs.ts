@@ -101,19 +101,21 @@ export function withRecentBlobs(inner: BlobStore, options: RecentBlobsOptions = 
     const source = await inner.open(sha256);
     // Copies what passes by while it stays small; kept only when the stream ended well (the store
     // checks the bytes against their hash before it ends a blob's stream).
-    const parts: Buffer[] = [];
+    // A blob found too large on the way is let go at once (its copied pieces with it).
+    let parts: Buffer[] | null = [];
     let size = 0;
     const tap = new Transform({
       transform(chunk: Buffer, _encoding, done) {
-        if (size <= maxItemBytes) {
+        if (parts) {
           size += chunk.length;
-          parts.push(chunk);
+          if (size <= maxItemBytes) parts.push(chunk);
+          else parts = null;
         }
         done(null, chunk);
       },
       flush(done) {
-        if (size <= maxItemBytes) keep(sha256, Buffer.concat(parts, size));
-        parts.length = 0;
+        if (parts) keep(sha256, Buffer.concat(parts, size));
+        parts = null;
         done();
       },
     });
