@@ -4,6 +4,7 @@ import type { ConsumerDefinition, HandlerContext } from '../../infra/broker/hand
 import { ByteBudget } from '../../infra/byte-budget.js';
 import { SUBSCRIPTIONS } from '../../infra/broker/subscriptions.js';
 import { appendTimeline } from '../../infra/db/repositories/timeline.repository.js';
+import { updateRow } from '../../infra/db/update-rows.js';
 import { officeExtension } from '../../infra/documents/convertible.js';
 import type { PdfSource, PreviewOutcome } from '../../infra/documents/pdf-preview.js';
 import { describeError, isRetryable } from '../../infra/errors.js';
@@ -109,22 +110,20 @@ export function createAttachmentAnalysisHandler(
           }
         : null;
       await ctx.commit(async (trx, emit) => {
-        await trx
-          .updateTable('attachments')
-          .set({
-            verdict: result.verdict,
-            reason: result.reason,
-            detected_type: result.detectedType,
-            image_width: image?.width ?? null,
-            image_height: image?.height ?? null,
-            image_format: image?.format ?? null,
-            image_orientation: image?.orientation ?? null,
-            thumbnail_sha256: thumbnailSha256,
-            ...(conversionPending ? { conversion_status: 'pending' } : {}),
-            analyzed_at: new Date(),
-          })
-          .where('id', '=', d.attachmentId)
-          .execute();
+        // With the other attachments of the batch, in one statement (or at once when alone).
+        await updateRow(trx, 'attachments', {
+          id: d.attachmentId,
+          verdict: result.verdict,
+          reason: result.reason,
+          detected_type: result.detectedType,
+          image_width: image?.width ?? null,
+          image_height: image?.height ?? null,
+          image_format: image?.format ?? null,
+          image_orientation: image?.orientation ?? null,
+          thumbnail_sha256: thumbnailSha256,
+          ...(conversionPending ? { conversion_status: 'pending' } : {}),
+          analyzed_at: new Date(),
+        });
         await appendTimeline(trx, [
           {
             emailId: d.emailId,

@@ -3,7 +3,11 @@ import type { BlobStore } from '../../infra/blobs/blob-store.js';
 import type { ConsumerDefinition, HandlerContext } from '../../infra/broker/handler.js';
 import { SUBSCRIPTIONS } from '../../infra/broker/subscriptions.js';
 import { ByteBudget } from '../../infra/byte-budget.js';
-import type { TimelineEntry } from '../../infra/db/repositories/timeline.repository.js';
+import { BatchLoader } from '../../infra/db/batch-loader.js';
+import type { Db } from '../../infra/db/database.js';
+import { appendTimeline, type TimelineEntry } from '../../infra/db/repositories/timeline.repository.js';
+import { batchState, type BatchWork } from '../../infra/db/batch-scope.js';
+import { updateRows, type RowUpdate } from '../../infra/db/update-rows.js';
 import { describeError, isRetryable, PostroomError, RetryableError } from '../../infra/errors.js';
 import { completeEmailIfFinal } from './email-completion.js';
 import { isDriveOutage } from '../../infra/drive/drive-errors.js';
@@ -36,6 +40,65 @@ export interface DriveUploadDeps {
  */
 export const DRIVE_RETRY_HOURS = 24;
 
+/** What filing an attachment reads of it and its email. */
+async function filingRows(db: Db, ids: string[]) {
+  const rows = await db
+    .selectFrom('attachments')
+    .innerJoin('emails', 'emails.id', 'attachments.email_id')
+    .select([
+      'attachments.id',
+      'attachments.drive_status',
+      'attachments.drive_file_id',
+      'attachments.filename',
+      'attachments.size',
+      'attachments.declared_type',
+      'attachments.detected_type',
+      'emails.from_address',
+      'emails.subject',
+      'emails.received_at',
+    ])
+    .where('attachments.id', 'in', ids)
+    .execute();
+  return new Map(rows.map((r) => [r.id, r]));
+}
+type FilingRow = Awaited<ReturnType<typeof filingRows>> extends Map<string, infer R> ? R : never;
+
+/** A filing to record: the attachment's new row, and what to tell once it is set. */
+interface Filing {
+  row: RowUpdate<'attachments'> & { id: string };
+  announce: (toTimeline: (entry: TimelineEntry) => void) => void;
+}
+
+/**
+ * The filings of a batch of commits, recorded together at its end (before the completion reads them):
+ * one locking SELECT of those still pending and one UPDATE of them, instead of an UPDATE each. A row no
+ * longer pending (a repeat recorded it first) is left as it is and announces nothing, as alone.
+ */
+const FILINGS: BatchWork<Filing[]> = {
+  stage: 0,
+  start: () => [],
+  finish: async (trx, filings) => {
+    const pending = await trx
+      .selectFrom('attachments')
+      .select('id')
+      .where('id', 'in', [...new Set(filings.map((f) => f.row.id))])
+      .where('drive_status', '=', 'pending')
+      .orderBy('id')
+      .forUpdate()
+      .execute();
+    const open = new Set(pending.map((r) => r.id));
+    const rows: Filing['row'][] = [];
+    const entries: TimelineEntry[] = [];
+    for (const f of filings) {
+      if (!open.delete(f.row.id)) continue; // the first filing of a row wins, as alone
+      rows.push(f.row);
+      f.announce((entry) => entries.push(entry));
+    }
+    await updateRows(trx, 'attachments', rows);
+    await appendTimeline(trx, entries);
+  },
+};
+
 /** `not-filed`: quarantined or rejected, never sent to the store. */
 type Outcome = Omit<FilingOutcome, 'status'> & { status: FilingOutcome['status'] | 'not-filed' };
 
@@ -52,27 +115,19 @@ export function createDriveUploadHandler(
   deps: DriveUploadDeps,
 ): ConsumerDefinition<'email.received' | 'attachment.analyzed' | 'attachment.converted'> {
   const budget = new ByteBudget(deps.budgetBytes ?? 16 * 1024 * 1024);
+  /** The rows of the attachments of a burst of deliveries, read with one statement. */
+  const loaders = new WeakMap<Db, BatchLoader<string, FilingRow>>();
+  const rowsOf = (db: Db): BatchLoader<string, FilingRow> => {
+    let loader = loaders.get(db);
+    if (!loader) loaders.set(db, (loader = new BatchLoader((ids) => filingRows(db, ids))));
+    return loader;
+  };
   const fileAttachment = async (
     event: AttachmentAnalyzedV1,
     ctx: HandlerContext,
   ): Promise<Outcome | null> => {
     const d = event.data;
-    const row = await ctx.db
-      .selectFrom('attachments')
-      .innerJoin('emails', 'emails.id', 'attachments.email_id')
-      .select([
-        'attachments.drive_status',
-        'attachments.drive_file_id',
-        'attachments.filename',
-        'attachments.size',
-        'attachments.declared_type',
-        'attachments.detected_type',
-        'emails.from_address',
-        'emails.subject',
-        'emails.received_at',
-      ])
-      .where('attachments.id', '=', d.attachmentId)
-      .executeTakeFirst();
+    const row = await rowsOf(ctx.db).get(d.attachmentId);
     if (!row)
       throw new RetryableError(
         'DRIVE.ATTACHMENT_UNKNOWN',
@@ -162,20 +217,17 @@ export function createDriveUploadHandler(
         // Written with the completion's entry, in one INSERT.
         const entries: TimelineEntry[] = [];
         if (outcome) {
-          const updated = await trx
-            .updateTable('attachments')
-            .set({
-              drive_status: outcome.status,
-              drive_file_id: outcome.file?.fileId ?? null,
-              drive_link: outcome.file?.link ?? null,
-              drive_folder: outcome.folder,
-              uploaded_at: outcome.status === 'uploaded' ? new Date() : null,
-            })
-            .where('id', '=', e.data.attachmentId)
-            .where('drive_status', '=', 'pending')
-            .executeTakeFirst();
-          if (Number(updated.numUpdatedRows) > 0) {
-            entries.push({
+          const row = {
+            id: e.data.attachmentId,
+            drive_status: outcome.status,
+            drive_file_id: outcome.file?.fileId ?? null,
+            drive_link: outcome.file?.link ?? null,
+            drive_folder: outcome.folder,
+            uploaded_at: outcome.status === 'uploaded' ? new Date() : null,
+          };
+          /** Told once the row is set: a row no longer pending (a repeat raced us) tells nothing. */
+          const announce = (toTimeline: (entry: TimelineEntry) => void) => {
+            toTimeline({
               emailId: e.data.emailId,
               stage: 'drive',
               event: `attachment.${outcome.status}`,
@@ -193,6 +245,19 @@ export function createDriveUploadHandler(
                   backend: deps.store.backend,
                 }),
               );
+          };
+          const batch = batchState(trx, FILINGS);
+          if (batch) {
+            batch.push({ row, announce });
+          } else {
+            const { id, ...values } = row;
+            const updated = await trx
+              .updateTable('attachments')
+              .set(values)
+              .where('id', '=', id)
+              .where('drive_status', '=', 'pending')
+              .executeTakeFirst();
+            if (Number(updated.numUpdatedRows) > 0) announce((entry) => entries.push(entry));
           }
         }
         await completeEmailIfFinal(trx, e.data.emailId, emit, ctx, entries);

@@ -6,6 +6,7 @@ import { createTestDatabase, type TestDatabase } from '../../test/db.js';
 import { CommitBatcher } from './commit-batcher.js';
 import { createEvent } from './events.js';
 import { DUPLICATE } from './handler.js';
+import type { EmailProcessedV1 } from '../../contracts/index.js';
 
 describe('CommitBatcher (the commits of several messages in one transaction)', () => {
   let t: TestDatabase;
@@ -111,73 +112,73 @@ describe('CommitBatcher (the commits of several messages in one transaction)', (
     expect((await effects('repeat')).map((r) => r.mailbox).sort()).toEqual(['a', 'b', 'first']);
   });
 
-  it('closes an email whose last two attachments are finished at once, one of them inside a batch that read before', async () => {
-    // Two emails: E1 with attachments a1, a2; E2 with b1. All analysed, none filed yet.
-    const attachment = (seq: number) => ({
-      id: randomUUID(),
-      parentId: null,
-      filename: `f${seq}.pdf`,
-      originalFilename: `f${seq}.pdf`,
-      declaredType: 'application/pdf',
-      disposition: 'attachment' as const,
-      contentId: null,
-      size: 1,
-      sha256: '0'.repeat(64),
-      stored: true,
+  const attachment = (seq: number) => ({
+    id: randomUUID(),
+    parentId: null,
+    filename: `f${seq}.pdf`,
+    originalFilename: `f${seq}.pdf`,
+    declaredType: 'application/pdf',
+    disposition: 'attachment' as const,
+    contentId: null,
+    size: 1,
+    sha256: '0'.repeat(64),
+    stored: true,
+  });
+  /** An email with `n` attachments, all analysed, none filed yet. */
+  const email = async (n: number) => {
+    const atts = Array.from({ length: n }, (_, i) => attachment(i));
+    const { emailId } = await recordEmail(t.db, {
+      source: 'imap',
+      mailbox: 'INBOX',
+      uid: Math.floor(Math.random() * 1e9),
+      uidValidity: '1',
+      receivedAt: new Date(),
+      parsed: {
+        messageId: `${randomUUID()}@test`,
+        subject: 's',
+        from: 'a@test',
+        size: 1,
+        warnings: [],
+        attachments: atts,
+      },
     });
-    const email = async (n: number) => {
-      const atts = Array.from({ length: n }, (_, i) => attachment(i));
-      const { emailId } = await recordEmail(t.db, {
-        source: 'imap',
-        mailbox: 'INBOX',
-        uid: Math.floor(Math.random() * 1e9),
-        uidValidity: '1',
-        receivedAt: new Date(),
-        parsed: {
-          messageId: `${randomUUID()}@test`,
-          subject: 's',
-          from: 'a@test',
-          size: 1,
-          warnings: [],
-          attachments: atts,
-        },
-      });
-      await t.db
+    await t.db
+      .updateTable('attachments')
+      .set({ verdict: 'accepted' })
+      .where('email_id', '=', emailId)
+      .execute();
+    return { emailId, ids: atts.map((a) => a.id) };
+  };
+  const ctx = {
+    event: (type: never, data: never) => createEvent(type, data, { correlationId: 'c', causationId: null }),
+  };
+  const finish =
+    (emailId: string, attachmentId: string) =>
+    async (
+      trx: Parameters<Parameters<CommitBatcher['commit']>[1]>[0],
+      emit: Parameters<Parameters<CommitBatcher['commit']>[1]>[1],
+    ) => {
+      await trx
         .updateTable('attachments')
-        .set({ verdict: 'accepted' })
-        .where('email_id', '=', emailId)
+        .set({ drive_status: 'uploaded' })
+        .where('id', '=', attachmentId)
         .execute();
-      return { emailId, ids: atts.map((a) => a.id) };
+      return completeEmailIfFinal(trx, emailId, emit, ctx as never);
     };
+
+  it('closes an email whose last two attachments are finished at once, one of them inside a batch that read before', async () => {
+    // Two emails: E1 with attachments a1, a2; E2 with b1.
     const e1 = await email(2);
     const e2 = await email(1);
-    const ctx = {
-      event: (type: never, data: never) => createEvent(type, data, { correlationId: 'c', causationId: null }),
-    };
-    const finish =
-      (emailId: string, attachmentId: string) =>
-      async (
-        trx: Parameters<Parameters<CommitBatcher['commit']>[1]>[0],
-        emit: Parameters<Parameters<CommitBatcher['commit']>[1]>[1],
-      ) => {
-        await trx
-          .updateTable('attachments')
-          .set({ drive_status: 'uploaded' })
-          .where('id', '=', attachmentId)
-          .execute();
-        return completeEmailIfFinal(trx, emailId, emit, ctx as never);
-      };
-
     // Another consumer finishes a1 and holds E1's row lock until released.
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
     let lockedE1!: () => void;
     const e1Locked = new Promise<void>((r) => (lockedE1 = r));
     const other = new CommitBatcher(t.db, 'other-drive').commit(randomUUID(), async (trx, emit) => {
-      const closed = await finish(e1.emailId, e1.ids[0]!)(trx, emit);
+      await finish(e1.emailId, e1.ids[0]!)(trx, emit);
       lockedE1();
       await held;
-      return closed;
     });
     await e1Locked;
     // Meanwhile a batch finishes b1 (closing E2: a read of attachments) and then a2, waiting for E1's lock.
@@ -196,8 +197,7 @@ describe('CommitBatcher (the commits of several messages in one transaction)', (
     release();
 
     // Exactly one of the two closes E1, whichever order the locks were granted in.
-    const closed = [await other, ...(await batch)];
-    expect(closed.filter(Boolean)).toHaveLength(2); // E1 once, E2 once
+    await Promise.all([other, batch]);
     const status = await t.db
       .selectFrom('emails')
       .select(['id', 'status'])
@@ -210,6 +210,44 @@ describe('CommitBatcher (the commits of several messages in one transaction)', (
       .where('routing_key', '=', 'email.processed')
       .where('correlation_id', '=', 'c')
       .execute();
-    expect(processed).toHaveLength(2);
+    expect(processed).toHaveLength(2); // E1 once, E2 once
+  });
+
+  it('closes an email once when a batch finishes all its attachments, with one check for the batch', async () => {
+    const e1 = await email(3);
+    const e2 = await email(1);
+    const batcher = new CommitBatcher(t.db, 'drive-all');
+    const done = [...e1.ids.map((id) => [e1.emailId, id]), [e2.emailId, e2.ids[0]!]] as const;
+    await Promise.all(done.map(([emailId, id]) => batcher.commit(randomUUID(), finish(emailId, id))));
+    const rows = await t.db
+      .selectFrom('emails')
+      .select(['id', 'status'])
+      .where('id', 'in', [e1.emailId, e2.emailId])
+      .execute();
+    expect(rows.map((r) => r.status)).toEqual(['done', 'done']);
+    const processed = await t.db
+      .selectFrom('outbox')
+      .select('body')
+      .where('routing_key', '=', 'email.processed')
+      .where('correlation_id', '=', 'c')
+      .execute();
+    // one event per email, each listing every attachment final
+    const payloads = processed.map((r) => JSON.parse(r.body) as { data: EmailProcessedV1['data'] });
+    const ours = payloads.filter((p) => [e1.emailId, e2.emailId].includes(p.data.emailId));
+    const byEmail = new Map(ours.map((p) => [p.data.emailId, p.data.attachments.length]));
+    expect(byEmail).toEqual(
+      new Map([
+        [e1.emailId, 3],
+        [e2.emailId, 1],
+      ]),
+    );
+    expect(ours).toHaveLength(2);
+    const closing = await t.db
+      .selectFrom('timeline')
+      .select('email_id')
+      .where('event', '=', 'email.processed')
+      .where('email_id', 'in', [e1.emailId, e2.emailId])
+      .execute();
+    expect(closing).toHaveLength(2);
   });
 });

@@ -2,6 +2,7 @@ import type { Transaction } from 'kysely';
 import type { AnyEvent } from '../../contracts/index.js';
 import { isDuplicateKey, type Database, type Db } from '../db/database.js';
 import { gatherTimeline } from '../db/repositories/timeline.repository.js';
+import { inBatchScope } from '../db/batch-scope.js';
 import { DUPLICATE, type Emit } from './handler.js';
 import { enqueueEvents, signalOutbox } from './outbox.js';
 
@@ -31,7 +32,9 @@ export interface CommitBatcherOptions {
 /**
  * Commits the `ctx.commit` work of several messages of one consumer in ONE transaction: one multi-row
  * inbox INSERT, each message's writes in turn, one multi-row outbox INSERT, one COMMIT, instead of a
- * transaction (BEGIN, inbox, outbox, COMMIT) per message. Commits that arrive within `windowMs` of
+ * transaction (BEGIN, inbox, outbox, COMMIT) per message. Work the messages share is done once for
+ * the batch after the last of them (`batch-scope.ts`): their row updates in one statement per table
+ * (`updateRow`), the closing of their emails in three (`completeEmailIfFinal`). Commits that arrive within `windowMs` of
  * the first one, up to `maxBatch`, share a transaction; each caller gets its own result.
  *
  * The guarantees of a lone commit hold for each message: its inbox row, its writes and its events
@@ -116,10 +119,13 @@ export class CommitBatcher {
           .execute();
         const out: unknown[] = [];
         const staged: AnyEvent[] = [];
-        // The batch's timeline entries go in one INSERT, as its inbox rows and events do.
-        await gatherTimeline(trx, async () => {
-          for (const p of batch) out.push(await p.fn(trx, (e) => staged.push(e)));
-        });
+        // The batch's timeline entries go in one INSERT, as its inbox rows and events do, and work the
+        // messages share (closing their emails) is done once for the batch, after the last of them.
+        await gatherTimeline(trx, () =>
+          inBatchScope(trx, async () => {
+            for (const p of batch) out.push(await p.fn(trx, (e) => staged.push(e)));
+          }),
+        );
         await enqueueEvents(trx, staged);
         return { results: out, events: staged };
       }));

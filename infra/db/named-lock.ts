@@ -33,14 +33,35 @@ async function takePlace(db: AnyDb): Promise<() => void> {
   };
 }
 
+/** Most locks a group takes in one statement (see {@link withNamedLock}). */
+const MAX_GROUP = 16;
+
+interface Asker {
+  lock: string;
+  waitSeconds: number;
+  fn: () => Promise<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+/** Asks of this turn of the event loop, per database handle, not yet sent. */
+const forming = new WeakMap<AnyDb, Asker[]>();
+
 /**
  * Runs `fn` holding a MySQL named lock (`GET_LOCK`, on MySQL 8 and MariaDB) on one pinned connection,
  * so that work on one thing is done by one process at a time across the deployment. The server drops
  * the lock by itself when the holder's connection dies, so a crashed holder never blocks anyone.
  * Resolves to `LOCK_BUSY` when the lock was not free within `waitSeconds`. At most
- * {@link MAX_LOCK_HOLDERS} run at once per process; `fn` must not take another named lock.
+ * {@link MAX_LOCK_HOLDERS} connections hold locks at once per process; `fn` must not take another
+ * named lock.
+ *
+ * Locks asked for in the same turn of the event loop (the files of one burst of deliveries) are taken
+ * together: one connection, one `SELECT GET_LOCK(a, 0), GET_LOCK(b, 0) ...` without waiting, their
+ * `fn`s run side by side, and one statement releases them all when the last is done, instead of two
+ * statements and a connection each. A lock that is not free at once (another process holds it, or
+ * another ask of the group wants the same name) is then asked for alone, waiting as above.
  */
-export async function withNamedLock<T>(
+export function withNamedLock<T>(
   db: AnyDb,
   name: string,
   waitSeconds: number,
@@ -48,19 +69,101 @@ export async function withNamedLock<T>(
 ): Promise<T | typeof LOCK_BUSY> {
   // MySQL caps lock names at 64 characters.
   const lock = name.slice(0, 64);
+  return new Promise((resolve, reject) => {
+    let group = forming.get(db);
+    if (!group) {
+      forming.set(db, (group = []));
+      setImmediate(() => {
+        forming.delete(db);
+        for (let at = 0; at < group!.length; at += MAX_GROUP)
+          void holdGroup(db, group!.slice(at, at + MAX_GROUP));
+      });
+    }
+    group.push({ lock, waitSeconds, fn, resolve: resolve as (v: unknown) => void, reject });
+  });
+}
+
+/**
+ * Takes the group's locks in one statement, runs the holders' work, releases in one statement. An ask
+ * the group cannot serve at once (its name asked twice, or held elsewhere) is asked alone right away,
+ * on a connection of its own, as it would have been without the group: with a wait of 0 it is told
+ * `LOCK_BUSY` while the lock is held, with a longer one it gets the lock when it is released.
+ */
+async function holdGroup(db: AnyDb, group: Asker[]): Promise<void> {
+  // The first ask of each name goes in the group; a second one of the same name is asked alone.
+  const first: Asker[] = [];
+  const names = new Set<string>();
+  for (const a of group) {
+    if (names.has(a.lock)) {
+      void holdAlone(db, a);
+    } else {
+      first.push(a);
+      names.add(a.lock);
+    }
+  }
+  if (first.length === 1) return holdAlone(db, first[0]!);
+  const answered = new Set<Asker>();
   const leave = await takePlace(db);
   try {
-    return await db.connection().execute(async (conn) => {
-      const got = await sql<{ ok: number | null }>`SELECT GET_LOCK(${lock}, ${waitSeconds}) AS ok`.execute(
-        conn,
-      );
-      if (Number(got.rows[0]?.ok) !== 1) return LOCK_BUSY;
+    await db.connection().execute(async (conn) => {
+      const got = await sql<Record<string, number | null>>`SELECT ${sql.join(
+        first.map((a, i) => sql`GET_LOCK(${a.lock}, 0) AS ${sql.ref(`l${i}`)}`),
+      )}`.execute(conn);
+      const row = got.rows[0] ?? {};
+      const held: Asker[] = [];
+      first.forEach((a, i) => {
+        if (Number(row[`l${i}`]) === 1) {
+          held.push(a);
+        } else {
+          answered.add(a);
+          void holdAlone(db, a);
+        }
+      });
       try {
-        return await fn();
+        await Promise.all(
+          held.map((a) =>
+            Promise.resolve()
+              .then(a.fn)
+              .then(a.resolve, a.reject)
+              .finally(() => answered.add(a)),
+          ),
+        );
       } finally {
-        await sql`SELECT RELEASE_LOCK(${lock})`.execute(conn);
+        if (held.length > 0)
+          await sql`SELECT ${sql.join(
+            held.map((a, i) => sql`RELEASE_LOCK(${a.lock}) AS ${sql.ref(`r${i}`)}`),
+          )}`.execute(conn);
       }
     });
+  } catch (err) {
+    // The statements failed (a lost connection): whoever was not answered yet gets the error.
+    for (const a of first) if (!answered.has(a)) a.reject(err);
+  } finally {
+    leave();
+  }
+}
+
+/** One lock on a connection of its own, waiting up to its `waitSeconds` for it. */
+async function holdAlone(db: AnyDb, a: Asker): Promise<void> {
+  const leave = await takePlace(db);
+  try {
+    a.resolve(
+      await db.connection().execute(async (conn) => {
+        const got = await sql<{
+          ok: number | null;
+        }>`SELECT GET_LOCK(${a.lock}, ${a.waitSeconds}) AS ok`.execute(conn);
+        if (Number(got.rows[0]?.ok) !== 1) return LOCK_BUSY;
+        try {
+          return await a.fn();
+        } finally {
+          // Named: mysql2 compiles a row parser per distinct set of column names, and an unnamed
+          // column would be called after the lock's name, a new one each time.
+          await sql`SELECT RELEASE_LOCK(${a.lock}) AS released`.execute(conn);
+        }
+      }),
+    );
+  } catch (err) {
+    a.reject(err);
   } finally {
     leave();
   }

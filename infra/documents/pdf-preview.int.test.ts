@@ -110,7 +110,7 @@ describe.skipIf(!available)('PDF previews (pdftoppm, then sharp)', () => {
     expect(hasPdfObject(Buffer.from('%PDF-1.5\nobj 1 0 R endobj 0 obj'))).toBe(false);
   });
 
-  it('takes the PDF as a stream, written to its temp file piece by piece', async () => {
+  it('takes the PDF as a stream, held in memory when small, else written to its temp file piece by piece', async () => {
     const real = pdf('Invoice 42');
     // pieces of 7 bytes: every `1 0 obj` is cut between two of them
     const pieces = () =>
@@ -120,8 +120,9 @@ describe.skipIf(!available)('PDF previews (pdftoppm, then sharp)', () => {
           { objectMode: false },
         ),
       );
-    const outcome = await renderPdfPreview(pieces);
-    expect(outcome?.ok).toBe(true);
+    expect((await renderPdfPreview(pieces))?.ok).toBe(true);
+    // the same pieces past the in-memory limit go to the temp file, looked through on the way
+    expect((await renderPdfPreview(pieces, { memoryBytes: 20 }))?.ok).toBe(true);
     const fake = Buffer.concat([Buffer.from('%PDF-1.7\n'), Buffer.alloc(3 * 1024 * 1024, 0x41)]);
     expect(
       await renderPdfPreview(() => Promise.resolve(Readable.from([fake], { objectMode: false }))),

@@ -8,7 +8,7 @@
  */
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { Transform, type Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +38,8 @@ export interface PreviewOptions {
   maxPagePoints?: number;
   /** Folder for the temp files; default the OS temp folder. */
   tempDir?: string;
+  /** A streamed PDF up to this many bytes is read into memory before any temp file; default 1 MiB. */
+  memoryBytes?: number;
 }
 
 /** The last PATH looked through and what it held: every preview asks, and a look costs a stat per folder. */
@@ -104,12 +106,48 @@ async function copyLookingForObject(source: Readable, path: string): Promise<boo
   return found;
 }
 
+/** A streamed PDF up to this size is read into memory first: one without an object needs no temp file. */
+const MEMORY_BYTES = 1024 * 1024;
+
+/**
+ * Reads a stream's first bytes, up to just past `limit`: the whole file as a Buffer when it ends by
+ * then, else a stream of the same bytes (those read, then the rest) to copy to disk.
+ */
+async function readSmall(source: Readable, limit: number): Promise<Buffer | Readable> {
+  const pieces = source[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
+  const head: Buffer[] = [];
+  let size = 0;
+  try {
+    while (size <= limit) {
+      const next = await pieces.next();
+      if (next.done) return Buffer.concat(head, size);
+      const piece = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+      head.push(piece);
+      size += piece.length;
+    }
+  } catch (err) {
+    source.destroy();
+    throw err;
+  }
+  return Readable.from(
+    (async function* () {
+      try {
+        yield* head;
+        for (let next = await pieces.next(); !next.done; next = await pieces.next()) yield next.value;
+      } finally {
+        source.destroy(); // a copy that stopped early must not leave the source open
+      }
+    })(),
+  );
+}
+
 /** Renders the first page of `pdf` to a WebP thumbnail; see the module comment for the bounds. */
 export async function renderPdfPreview(
-  pdf: PdfSource,
+  source: PdfSource,
   options: PreviewOptions = {},
 ): Promise<PreviewOutcome> {
   if (!pdfPreviewAvailable()) return null;
+  const pdf = Buffer.isBuffer(source) ? source : await readSmall(await source(), options.memoryBytes ?? MEMORY_BYTES);
   if (Buffer.isBuffer(pdf) && !hasPdfObject(pdf)) return NO_OBJECT;
   const timeoutMs = options.timeoutMs ?? 20_000;
   const size = options.size ?? PREVIEW_SIZE;
@@ -119,7 +157,7 @@ export async function renderPdfPreview(
   try {
     const input = join(dir, 'input.pdf');
     if (Buffer.isBuffer(pdf)) await writeFile(input, pdf);
-    else if (!(await copyLookingForObject(await pdf(), input))) return NO_OBJECT;
+    else if (!(await copyLookingForObject(pdf, input))) return NO_OBJECT;
     const info = await runTool('pdfinfo', ['-f', '1', '-l', '1', input], { timeoutMs, env: quietEnv() });
     if (info.timedOut) return { ok: false, reason: tookTooLong(timeoutMs) };
     if (info.code !== 0)

@@ -16,8 +16,21 @@ export interface SqlTrace {
   snapshot(): SqlKind[];
 }
 
+/** Kinds of the statement texts seen last, so that tracing costs the traced process little CPU. */
+const kinds = new Map<string, string>();
+
 /** `verb table` of a statement, lower case (`select blob_chunks`, `insert outbox`, `commit`). */
 export function sqlKind(sql: string): string {
+  let kind = kinds.get(sql);
+  if (kind === undefined) {
+    kind = kindOf(sql);
+    if (kinds.size >= 2000) kinds.clear(); // multi-row statements make a text per row count
+    kinds.set(sql, kind);
+  }
+  return kind;
+}
+
+function kindOf(sql: string): string {
   const s = sql.trim().replace(/\s+/g, ' ').toLowerCase();
   const table = (re: RegExp) => re.exec(s)?.[1]?.replace(/`/g, '');
   if (s.startsWith('select')) {

@@ -1,0 +1,135 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/db.js';
+import { recordEmail } from './repositories/emails.repository.js';
+import { inBatchScope } from './batch-scope.js';
+import { updateRow, updateRows } from './update-rows.js';
+
+describe('updateRows (each row its own values, one statement)', () => {
+  let t: TestDatabase;
+  beforeAll(async () => {
+    t = await createTestDatabase('updrows');
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
+
+  /** An email with `n` pending attachments; their ids. */
+  const attachments = async (n: number): Promise<string[]> => {
+    const ids = Array.from({ length: n }, () => randomUUID());
+    await recordEmail(t.db, {
+      source: 'imap',
+      mailbox: 'INBOX',
+      uid: Math.floor(Math.random() * 1e9),
+      uidValidity: '1',
+      receivedAt: new Date(),
+      parsed: {
+        messageId: `${randomUUID()}@test`,
+        subject: 's',
+        from: 'a@test',
+        size: 1,
+        warnings: [],
+        attachments: ids.map((id, i) => ({
+          id,
+          parentId: null,
+          filename: `f${i}.png`,
+          originalFilename: `f${i}.png`,
+          declaredType: 'image/png',
+          disposition: 'attachment' as const,
+          contentId: null,
+          size: 1,
+          sha256: '0'.repeat(64),
+          stored: true,
+        })),
+      },
+    });
+    return ids;
+  };
+  const rows = (ids: string[]) =>
+    t.db
+      .selectFrom('attachments')
+      .select(['id', 'verdict', 'reason', 'image_width', 'analyzed_at', 'conversion_status'])
+      .where('id', 'in', ids)
+      .orderBy('seq')
+      .execute();
+
+  it('sets strings, numbers, NULLs and times per row, leaves other rows and columns alone', async () => {
+    const [a, b, c, d] = await attachments(4);
+    const at = new Date('2026-12-04T10:11:12.345Z');
+    await t.db.transaction().execute((trx) =>
+      updateRows(trx, 'attachments', [
+        {
+          id: b!,
+          verdict: 'rejected',
+          reason: `it's "odd" \\ ; DROP TABLE x`,
+          image_width: null,
+          analyzed_at: at,
+        },
+        { id: a!, verdict: 'accepted', reason: 'PNG image', image_width: 640, analyzed_at: null },
+        // another set of columns: a statement of its own
+        { id: c!, verdict: 'accepted', conversion_status: 'pending' },
+        { id: randomUUID(), verdict: 'accepted', conversion_status: 'pending' }, // no such row
+        { id: c!, verdict: 'quarantined', conversion_status: 'pending' }, // twice: the later wins
+      ]),
+    );
+    expect(await rows([a!, b!, c!, d!])).toEqual([
+      {
+        id: a,
+        verdict: 'accepted',
+        reason: 'PNG image',
+        image_width: 640,
+        analyzed_at: null,
+        conversion_status: null,
+      },
+      {
+        id: b,
+        verdict: 'rejected',
+        reason: `it's "odd" \\ ; DROP TABLE x`,
+        image_width: null,
+        analyzed_at: at,
+        conversion_status: null,
+      },
+      {
+        id: c,
+        verdict: 'quarantined',
+        reason: null,
+        image_width: null,
+        analyzed_at: null,
+        conversion_status: 'pending',
+      },
+      {
+        id: d,
+        verdict: 'pending',
+        reason: null,
+        image_width: null,
+        analyzed_at: null,
+        conversion_status: null,
+      },
+    ]);
+  });
+
+  it('updateRow writes at once alone, and at the end of a batch inside one (rolled back with it)', async () => {
+    const [a, b] = await attachments(2);
+    await t.db.transaction().execute((trx) => updateRow(trx, 'attachments', { id: a!, verdict: 'accepted' }));
+    expect((await rows([a!]))[0]?.verdict).toBe('accepted');
+    const seen = await t.db.transaction().execute((trx) =>
+      inBatchScope(trx, async () => {
+        await updateRow(trx, 'attachments', { id: b!, verdict: 'rejected' });
+        // not yet written: the batch's rows go in one statement at its end
+        return (await trx.selectFrom('attachments').select('verdict').where('id', '=', b!).executeTakeFirst())
+          ?.verdict;
+      }),
+    );
+    expect(seen).toBe('pending');
+    expect((await rows([b!]))[0]?.verdict).toBe('rejected');
+    await expect(
+      t.db.transaction().execute((trx) =>
+        inBatchScope(trx, async () => {
+          await updateRow(trx, 'attachments', { id: a!, verdict: 'quarantined' });
+          throw new Error('a neighbour failed');
+        }),
+      ),
+    ).rejects.toThrow('a neighbour failed');
+    expect((await rows([a!]))[0]?.verdict).toBe('accepted');
+  });
+});
