@@ -147,7 +147,9 @@ export async function renderPdfPreview(
   options: PreviewOptions = {},
 ): Promise<PreviewOutcome> {
   if (!pdfPreviewAvailable()) return null;
-  const pdf = Buffer.isBuffer(source) ? source : await readSmall(await source(), options.memoryBytes ?? MEMORY_BYTES);
+  const pdf = Buffer.isBuffer(source)
+    ? source
+    : await readSmall(await source(), options.memoryBytes ?? MEMORY_BYTES);
   if (Buffer.isBuffer(pdf) && !hasPdfObject(pdf)) return NO_OBJECT;
   const timeoutMs = options.timeoutMs ?? 20_000;
   const size = options.size ?? PREVIEW_SIZE;
