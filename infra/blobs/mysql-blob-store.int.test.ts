@@ -166,6 +166,31 @@ describe('MySQL blob store', () => {
     await expect(small.read(info.sha256)).rejects.toMatchObject({ code: 'BLOB.CORRUPT' });
   });
 
+  it('opens several blobs at once, each with its own outcome (found, missing, damaged, asked twice)', async () => {
+    const small = createMysqlBlobStore(t.db, { chunkSize: 8 });
+    const one = Buffer.from('one: a blob of three chunks');
+    const two = Buffer.from('two');
+    const [a, b, damaged] = await Promise.all([
+      small.put(one),
+      small.put(two),
+      small.put(Buffer.from('damaged: chunk 0 gone')),
+    ]);
+    await t.db
+      .deleteFrom('blob_chunks')
+      .where('blob_key', '=', damaged.sha256)
+      .where('seq', '=', 0)
+      .execute();
+    const missing = sha(Buffer.from('not stored either'));
+    const outcomes = await Promise.allSettled(
+      [a.sha256, b.sha256, missing, damaged.sha256, a.sha256].map((s) => small.read(s)),
+    );
+    expect(
+      outcomes.map((o) =>
+        o.status === 'fulfilled' ? o.value.toString() : (o.reason as PermanentError).code,
+      ),
+    ).toEqual([one.toString(), 'two', 'BLOB.NOT_FOUND', 'BLOB.CORRUPT', one.toString()]);
+  });
+
   it('sweeps temporary chunks of uploads abandoned long ago, not those of recent ones', async () => {
     const old = `tmp:${uuidV7(Date.now() - 2 * 3600_000)}`;
     const recent = `tmp:${uuidV7()}`;

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Transaction } from 'kysely';
+import { BatchLoader } from '../db/batch-loader.js';
 import type { Database, Db } from '../db/database.js';
 import { PermanentError, PostroomError, RetryableError } from '../errors.js';
 import type { BlobInfo, BlobPutOptions, BlobStore } from './blob-store.js';
@@ -89,6 +90,13 @@ async function* chunksOf(input: Readable | Buffer): AsyncGenerator<Buffer> {
  * `blobs` row is inserted (INSERT IGNORE) and, when it is new, the chunks go straight under the SHA-256
  * key, all in the caller's transaction, so the row and its chunks again commit together or not at all.
  */
+/** A blob's row and its first chunk. */
+interface BlobHead {
+  size: number;
+  chunk_count: number;
+  data: Buffer | Uint8Array | null;
+}
+
 export function createMysqlBlobStore(db: Db, options: MysqlBlobStoreOptions = {}): BlobStore {
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE)
@@ -300,22 +308,32 @@ export function createMysqlBlobStore(db: Db, options: MysqlBlobStoreOptions = {}
     }
   }
 
+  /**
+   * Rows and first chunks by SHA-256, a LEFT JOIN so that a missing chunk 0 still reads as "damaged"
+   * below rather than "not stored". At most 100 blobs a statement, so at most 100 first chunks (of
+   * `chunkSize`) in one answer: the callers asked for them at once and would each hold theirs anyway.
+   */
+  const heads = new BatchLoader<string, BlobHead>(async (shas) => {
+    const rows = await db
+      .selectFrom('blobs')
+      .leftJoin('blob_chunks', (join) =>
+        join.onRef('blob_chunks.blob_key', '=', 'blobs.sha256').on('blob_chunks.seq', '=', 0),
+      )
+      .select(['blobs.sha256', 'blobs.size', 'blobs.chunk_count', 'blob_chunks.data'])
+      .where('blobs.sha256', 'in', shas)
+      .execute();
+    return new Map(rows.map((r) => [r.sha256, r]));
+  });
+
   async function open(sha256: string): Promise<Readable> {
     const notFound = () =>
       new PermanentError('BLOB.NOT_FOUND', `Blob ${sha256} is not stored`, { details: { sha256 } });
     if (!SHA256_HEX.test(sha256)) throw notFound();
-    // The row and its first chunk in one statement (most blobs are one chunk): a LEFT JOIN, so a
-    // missing chunk 0 still reads as "damaged" below rather than "not stored".
-    let row: { size: number; chunk_count: number; data: Buffer | Uint8Array | null } | undefined;
+    // The row and its first chunk (most blobs are one chunk), read with those of the other blobs
+    // opened in the same turn of the event loop (one statement for a burst of deliveries).
+    let row: BlobHead | undefined;
     try {
-      row = await db
-        .selectFrom('blobs')
-        .leftJoin('blob_chunks', (join) =>
-          join.onRef('blob_chunks.blob_key', '=', 'blobs.sha256').on('blob_chunks.seq', '=', 0),
-        )
-        .select(['blobs.size', 'blobs.chunk_count', 'blob_chunks.data'])
-        .where('blobs.sha256', '=', sha256)
-        .executeTakeFirst();
+      row = await heads.get(sha256);
     } catch (err) {
       throw storeError(`opening blob ${sha256}`, err, { sha256 });
     }
