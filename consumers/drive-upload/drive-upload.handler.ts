@@ -23,9 +23,10 @@ export interface DriveUploadDeps {
   /** `DRIVE_FOLDER_TEMPLATE`. */
   folderTemplate: string;
   /**
-   * Messages taken at once (default 16): most of a message's time is database round trips, and the
-   * commits of messages handled together share a transaction. Uploads holding a named lock are at most
-   * four per process (`MAX_LOCK_HOLDERS`); `budgetBytes` bounds the bytes being filed at once.
+   * Messages taken at once (default 32): most of a message's time is database round trips, and the
+   * reads, named locks and commits of messages handled together share statements. Connections holding
+   * named locks are at most four per process (`MAX_LOCK_HOLDERS`); `budgetBytes` bounds the bytes
+   * being filed at once.
    */
   prefetch?: number;
   /** Bytes of attachments filed at once (default 16 MiB; a larger attachment is filed alone). */
@@ -186,7 +187,7 @@ export function createDriveUploadHandler(
   return {
     name: 'drive-upload',
     events: SUBSCRIPTIONS['drive-upload'],
-    prefetch: deps.prefetch ?? 16,
+    prefetch: deps.prefetch ?? 32,
     // Drive being down or slow is waited out for hours; other retryable failures (an attachment not
     // recorded yet, a lock held by another consumer) keep the attempts of the tiers.
     retryForMs: DRIVE_RETRY_HOURS * (deps.hourMs ?? 3_600_000),

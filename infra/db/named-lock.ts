@@ -58,8 +58,9 @@ const forming = new WeakMap<AnyDb, Asker[]>();
  * Locks asked for in the same turn of the event loop (the files of one burst of deliveries) are taken
  * together: one connection, one `SELECT GET_LOCK(a, 0), GET_LOCK(b, 0) ...` without waiting, their
  * `fn`s run side by side, and one statement releases them all when the last is done, instead of two
- * statements and a connection each. A lock that is not free at once (another process holds it, or
- * another ask of the group wants the same name) is then asked for alone, waiting as above.
+ * statements and a connection each. An ask the group cannot serve at once (another session holds the
+ * lock, or another ask of the group wants the same name) is asked for alone right away, waiting as
+ * above, so a wait of 0 still answers `LOCK_BUSY` while someone else holds the lock.
  */
 export function withNamedLock<T>(
   db: AnyDb,
