@@ -82,9 +82,10 @@ const BenchOptionsSchema = Type.Object(
       description: 'Pool size of the raw MySQL ceiling (Postroom pools 10)',
     }),
     BENCH_RUNNER_MESSAGES: Type.Integer({
-      default: 5_000,
+      default: 20_000,
       minimum: 100,
-      description: 'Events handled by the consumer runner with a no-op handler',
+      description:
+        'Events handled by the consumer runner with a no-op handler (as many as the raw consume, so that both pay the same start-up)',
     }),
     BENCH_STORAGE: Type.String({
       default: 'local,split,drive',
@@ -142,7 +143,7 @@ const QUICK: Record<string, string> = {
   BENCH_EMAILS: '200',
   BENCH_PACED_EMAILS: '100',
   BENCH_RAW_MESSAGES: '5000',
-  BENCH_RUNNER_MESSAGES: '2000',
+  BENCH_RUNNER_MESSAGES: '5000',
   BENCH_MYSQL_COMMITS: '2000',
 };
 
