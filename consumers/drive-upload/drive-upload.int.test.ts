@@ -5,13 +5,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consumedTotal } from '../../infra/metrics.js';
 import { createMysqlBlobStore } from '../../infra/blobs/mysql-blob-store.js';
-import type { EmailProcessedV1 } from '../../contracts/index.js';
+import { contracts, type AnyEvent, type EmailProcessedV1 } from '../../contracts/index.js';
 import type { Broker } from '../../infra/broker/connection.js';
 import { startConsumer, type RunningConsumer } from '../../infra/broker/consume.js';
 import { createEvent } from '../../infra/broker/events.js';
 import { enqueueEvents, signalOutbox } from '../../infra/broker/outbox.js';
 import { startOutboxRelay, type OutboxRelay } from '../../infra/broker/outbox-relay.js';
-import type { Topology } from '../../infra/broker/topology.js';
+import { names, type Topology } from '../../infra/broker/topology.js';
 import { recordEmail } from '../../infra/db/repositories/emails.repository.js';
 import {
   deleteTestTopology,
@@ -79,9 +79,24 @@ describe('drive-upload consumer', () => {
     bytes: Buffer;
     verdict: 'accepted' | 'quarantined';
   }) {
+    const { emailId, attachmentIds, events } = await emailWithAnalyzedAttachments({
+      from: opts.from,
+      files: [opts.bytes],
+      verdict: opts.verdict,
+    });
+    await publish(events);
+    return { emailId, attachmentId: attachmentIds[0]! };
+  }
+
+  /** Records an email with attachments of these bytes, analysed; returns their `attachment.analyzed` events. */
+  async function emailWithAnalyzedAttachments(opts: {
+    from: string;
+    files: Buffer[];
+    verdict: 'accepted' | 'quarantined';
+  }) {
     const blobs = createMysqlBlobStore(t.db);
-    const stored = await blobs.put(opts.bytes);
-    const attachmentId = randomUUID();
+    const stored = await Promise.all(opts.files.map((bytes) => blobs.put(bytes)));
+    const attachmentIds: string[] = opts.files.map(() => randomUUID());
     const { emailId } = await recordEmail(t.db, {
       source: 'imap',
       mailbox: 'INBOX',
@@ -94,44 +109,48 @@ describe('drive-upload consumer', () => {
         from: opts.from,
         size: 1000,
         warnings: [],
-        attachments: [
-          {
-            id: attachmentId,
-            parentId: null,
-            filename: 'invoice.pdf',
-            originalFilename: 'invoice.pdf',
-            declaredType: 'application/pdf',
-            disposition: 'attachment',
-            contentId: null,
-            size: stored.size,
-            sha256: stored.sha256,
-            stored: true,
-          },
-        ],
+        attachments: stored.map((b, i) => ({
+          id: attachmentIds[i]!,
+          parentId: null,
+          filename: opts.files.length === 1 ? 'invoice.pdf' : `invoice-${i + 1}.pdf`,
+          originalFilename: opts.files.length === 1 ? 'invoice.pdf' : `invoice-${i + 1}.pdf`,
+          declaredType: 'application/pdf',
+          disposition: 'attachment' as const,
+          contentId: null,
+          size: b.size,
+          sha256: b.sha256,
+          stored: true,
+        })),
       },
     });
     await t.db
       .updateTable('attachments')
       .set({ verdict: opts.verdict, reason: 'test verdict' })
-      .where('id', '=', attachmentId)
+      .where('email_id', '=', emailId)
       .execute();
-    const analyzed = createEvent(
-      'attachment.analyzed',
-      {
-        attachmentId,
-        emailId,
-        sha256: stored.sha256,
-        verdict: opts.verdict,
-        reason: 'test verdict',
-        detectedType: 'application/pdf',
-        image: null,
-        thumbnailSha256: null,
-      },
-      { correlationId: emailId },
+    const events = stored.map((b, i) =>
+      createEvent(
+        'attachment.analyzed',
+        {
+          attachmentId: attachmentIds[i]!,
+          emailId,
+          sha256: b.sha256,
+          verdict: opts.verdict,
+          reason: 'test verdict',
+          detectedType: 'application/pdf',
+          image: null,
+          thumbnailSha256: null,
+        },
+        { correlationId: emailId },
+      ),
     );
-    await t.db.transaction().execute((trx) => enqueueEvents(trx, [analyzed]));
+    return { emailId, attachmentIds, events };
+  }
+
+  /** Publishes events through the outbox, as a consumer's commit would. */
+  async function publish(events: AnyEvent[]) {
+    await t.db.transaction().execute((trx) => enqueueEvents(trx, events));
     signalOutbox();
-    return { emailId, attachmentId };
   }
 
   const attachment = (id: string) =>
@@ -226,6 +245,118 @@ describe('drive-upload consumer', () => {
       .where('id', '=', emailId)
       .executeTakeFirstOrThrow();
     expect(email.status).toBe('done');
+
+    await doomed.stop().catch(() => undefined);
+    await doomedBroker.close();
+    await proxy.close();
+  });
+
+  it('files a burst exactly once when the consumer dies in the middle of it and one message comes twice', async () => {
+    for (const c of running.splice(0)) await c.stop(); // the dying consumer alone takes the burst
+    const { proxy, doomedBroker } = await brokerThatCanVanish();
+    const real = await newStore();
+    const pdf = () => Buffer.concat([SMALL_PDF, randomBytes(64)]);
+    const [a, b, c] = [pdf(), pdf(), pdf()];
+    // One folder for cy (E1: a, b and b again; E2: a again, files already there are linked), one for dee.
+    const e1 = await emailWithAnalyzedAttachments({
+      from: 'cy@example.com',
+      files: [a, b, b],
+      verdict: 'accepted',
+    });
+    const e2 = await emailWithAnalyzedAttachments({
+      from: 'cy@example.com',
+      files: [a],
+      verdict: 'accepted',
+    });
+    const e3 = await emailWithAnalyzedAttachments({
+      from: 'dee@example.com',
+      files: [c],
+      verdict: 'accepted',
+    });
+    const all = [...e1.events, ...e2.events, ...e3.events];
+    // This "process" takes the whole burst and dies right after its second upload: that one and the
+    // uploads still running are never committed or acked (its broker connection vanishes).
+    let uploads = 0;
+    let dead = false;
+    const dying: FileStore = {
+      backend: real.backend,
+      rootFolderId: real.rootFolderId,
+      ensureFolder: (p) => real.ensureFolder(p),
+      reserveFileId: () => real.reserveFileId(),
+      findBySha256: (f, sh) => real.findBySha256(f, sh),
+      openFile: (id, range) => real.openFile(id, range),
+      async upload(req) {
+        if (dead) throw new Error('process killed');
+        const r = await real.upload(req);
+        uploads += 1;
+        if (uploads < 2) return r;
+        dead = true;
+        proxy.pause();
+        throw new Error('process killed after the upload');
+      },
+    };
+    const blobs = createMysqlBlobStore(t.db);
+    const doomed = await startConsumer(
+      createDriveUploadHandler({ store: dying, blobs, folderTemplate: '{yyyy}/{mm}/{from}' }),
+      { broker: doomedBroker, db: t.db, log },
+    );
+    await publish(all);
+    // ... and one event comes twice (a relay that published a batch again after a crash).
+    const again = e3.events[0]!;
+    await broker.publish(
+      names.exchange(topology.namespace, contracts['attachment.analyzed'].exchange),
+      again.type,
+      Buffer.from(JSON.stringify(again)),
+      { messageId: again.id, persistent: true, contentType: 'application/json' },
+    );
+    await waitFor(() => dead, 15_000, 'the second upload, and the end');
+
+    // The replacement process takes everything redelivered.
+    running.push(
+      await startConsumer(
+        createDriveUploadHandler({ store: await newStore(), blobs, folderTemplate: '{yyyy}/{mm}/{from}' }),
+        { broker, db: t.db, log },
+      ),
+    );
+    const ids: string[] = [...e1.attachmentIds, ...e2.attachmentIds, ...e3.attachmentIds];
+    const rows = await waitFor(
+      async () => {
+        const r = await t.db.selectFrom('attachments').selectAll().where('id', 'in', ids).execute();
+        return r.every((x) => x.drive_status !== 'pending') ? r : null;
+      },
+      30_000,
+      'every attachment final',
+    );
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    // One file per folder and bytes: a and b for cy, c for dee; the copies are linked to them.
+    const files = uploadedFiles().filter((f) => ids.includes(f.appProperties?.['attachmentId'] ?? ''));
+    expect(files.map((f) => f.appProperties?.['sha256']).sort()).toEqual([a, b, c].map(sha256).sort());
+    const fileOf = (bytes: Buffer) => files.find((f) => f.appProperties?.['sha256'] === sha256(bytes))!.id;
+    expect(ids.map((id) => byId.get(id)!.drive_file_id)).toEqual([
+      fileOf(a),
+      fileOf(b),
+      fileOf(b),
+      fileOf(a),
+      fileOf(c),
+    ]);
+    expect(ids.map((id) => byId.get(id)!.drive_status).filter((st) => st === 'uploaded')).toHaveLength(3);
+    // Each email closed once, listing all its attachments; each filed attachment announced once.
+    for (const e of [e1, e2, e3]) {
+      await waitFor(async () => (await processedEvents(e.emailId)).length === 1, 10_000, 'email.processed');
+      const [processed] = await processedEvents(e.emailId);
+      const data = (JSON.parse(processed!.body) as EmailProcessedV1).data;
+      expect(data.attachments.map((x) => x.attachmentId)).toEqual(e.attachmentIds);
+    }
+    const announced = (
+      await t.db
+        .selectFrom('outbox')
+        .select('body')
+        .where('routing_key', '=', 'attachment.uploaded')
+        .execute()
+    )
+      .map((r) => (JSON.parse(r.body) as { data: { attachmentId: string } }).data.attachmentId)
+      .filter((id) => ids.includes(id));
+    expect(announced.sort()).toEqual([...ids].sort());
 
     await doomed.stop().catch(() => undefined);
     await doomedBroker.close();
