@@ -172,6 +172,29 @@ describe('drive-upload consumer', () => {
     return { proxy, doomedBroker: await startTestBroker(topology, u.toString()) };
   }
 
+  /** `real` with another upload: a process that dies around its uploads. */
+  const withUpload = (real: FileStore, upload: FileStore['upload']): FileStore => ({
+    backend: real.backend,
+    rootFolderId: real.rootFolderId,
+    ensureFolder: (p) => real.ensureFolder(p),
+    reserveFileId: () => real.reserveFileId(),
+    findBySha256: (f, s) => real.findBySha256(f, s),
+    openFile: (id, range) => real.openFile(id, range),
+    ...(real.fileIdFor ? { fileIdFor: (key: string) => real.fileIdFor!(key) } : {}),
+    upload,
+  });
+
+  /** Starts the consumer of the process about to die, on the broker connection that can vanish. */
+  const startDoomed = (store: FileStore, doomedBroker: Broker) =>
+    startConsumer(
+      createDriveUploadHandler({
+        store,
+        blobs: createMysqlBlobStore(t.db),
+        folderTemplate: '{yyyy}/{mm}/{from}',
+      }),
+      { broker: doomedBroker, db: t.db, log },
+    );
+
   /** Starts the replacement process's consumer, and waits until it made the attachment final. */
   async function replacementFiles(store: FileStore, blobs: BlobStore, attachmentId: string) {
     running.push(
@@ -197,30 +220,14 @@ describe('drive-upload consumer', () => {
     let uploads = 0;
     // This "process" uploads, then dies: its broker connection vanishes and it never commits or acks
     // (the thrown error stands for the end of the process: its database session ends with it).
-    const dying: FileStore = {
-      backend: real.backend,
-      rootFolderId: real.rootFolderId,
-      ensureFolder: (p) => real.ensureFolder(p),
-      reserveFileId: () => real.reserveFileId(),
-      findBySha256: (f, s) => real.findBySha256(f, s),
-      openFile: (id, range) => real.openFile(id, range),
-      async upload(req) {
-        const r = await real.upload(req);
-        uploads += 1;
-        proxy.pause();
-        void r;
-        throw new Error('process killed after the upload');
-      },
-    };
+    const dying = withUpload(real, async (req) => {
+      await real.upload(req);
+      uploads += 1;
+      proxy.pause();
+      throw new Error('process killed after the upload');
+    });
     const blobs = createMysqlBlobStore(t.db);
-    const doomed = await startConsumer(
-      createDriveUploadHandler({ store: dying, blobs, folderTemplate: '{yyyy}/{mm}/{from}' }),
-      {
-        broker: doomedBroker,
-        db: t.db,
-        log,
-      },
-    );
+    const doomed = await startDoomed(dying, doomedBroker);
     const bytes = Buffer.concat([SMALL_PDF, randomBytes(64)]);
     const { emailId, attachmentId } = await emailWithAnalyzedAttachment({
       from: 'ana@example.com',
@@ -278,28 +285,17 @@ describe('drive-upload consumer', () => {
     // uploads still running are never committed or acked (its broker connection vanishes).
     let uploads = 0;
     let dead = false;
-    const dying: FileStore = {
-      backend: real.backend,
-      rootFolderId: real.rootFolderId,
-      ensureFolder: (p) => real.ensureFolder(p),
-      reserveFileId: () => real.reserveFileId(),
-      findBySha256: (f, sh) => real.findBySha256(f, sh),
-      openFile: (id, range) => real.openFile(id, range),
-      async upload(req) {
-        if (dead) throw new Error('process killed');
-        const r = await real.upload(req);
-        uploads += 1;
-        if (uploads < 2) return r;
-        dead = true;
-        proxy.pause();
-        throw new Error('process killed after the upload');
-      },
-    };
+    const dying = withUpload(real, async (req) => {
+      if (dead) throw new Error('process killed');
+      const r = await real.upload(req);
+      uploads += 1;
+      if (uploads < 2) return r;
+      dead = true;
+      proxy.pause();
+      throw new Error('process killed after the upload');
+    });
     const blobs = createMysqlBlobStore(t.db);
-    const doomed = await startConsumer(
-      createDriveUploadHandler({ store: dying, blobs, folderTemplate: '{yyyy}/{mm}/{from}' }),
-      { broker: doomedBroker, db: t.db, log },
-    );
+    const doomed = await startDoomed(dying, doomedBroker);
     await publish(all);
     // ... and one event comes twice (a relay that published a batch again after a crash).
     const again = e3.events[0]!;
@@ -573,27 +569,15 @@ describe('drive-upload consumer', () => {
     let uploads = 0;
     let reservedBeforeUpload: string | null = 'not looked';
     // As above: this "process" files the bytes, then dies before it commits or acks.
-    const dying: FileStore = {
-      backend: real.backend,
-      rootFolderId: real.rootFolderId,
-      ensureFolder: (p) => real.ensureFolder(p),
-      reserveFileId: () => real.reserveFileId(),
-      fileIdFor: (key) => real.fileIdFor(key),
-      findBySha256: (f, s) => real.findBySha256(f, s),
-      openFile: (id, range) => real.openFile(id, range),
-      async upload(req) {
-        reservedBeforeUpload = (await attachment(String(req.appProperties?.['attachmentId']))).drive_file_id;
-        await real.upload(req);
-        uploads += 1;
-        proxy.pause();
-        throw new Error('process killed after the upload');
-      },
-    };
+    const dying = withUpload(real, async (req) => {
+      reservedBeforeUpload = (await attachment(String(req.appProperties?.['attachmentId']))).drive_file_id;
+      await real.upload(req);
+      uploads += 1;
+      proxy.pause();
+      throw new Error('process killed after the upload');
+    });
     const blobs = createMysqlBlobStore(t.db);
-    const doomed = await startConsumer(
-      createDriveUploadHandler({ store: dying, blobs, folderTemplate: '{yyyy}/{mm}/{from}' }),
-      { broker: doomedBroker, db: t.db, log },
-    );
+    const doomed = await startDoomed(dying, doomedBroker);
     const bytes = Buffer.concat([SMALL_PDF, randomBytes(64)]);
     const { attachmentId } = await emailWithAnalyzedAttachment({
       from: 'local@example.com',

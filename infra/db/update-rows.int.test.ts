@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/db.js';
-import { recordEmail } from './repositories/emails.repository.js';
+import { recordTestEmail } from '../../test/recorded-mail.js';
+import { createMysqlBlobStore } from '../blobs/mysql-blob-store.js';
 import { inBatchScope } from './batch-scope.js';
 import { updateRow, updateRows } from './update-rows.js';
 
@@ -16,34 +17,13 @@ describe('updateRows (each row its own values, one statement)', () => {
 
   /** An email with `n` pending attachments; their ids. */
   const attachments = async (n: number): Promise<string[]> => {
-    const ids = Array.from({ length: n }, () => randomUUID());
-    await recordEmail(t.db, {
-      source: 'imap',
-      mailbox: 'INBOX',
-      uid: Math.floor(Math.random() * 1e9),
-      uidValidity: '1',
-      receivedAt: new Date(),
-      parsed: {
-        messageId: `${randomUUID()}@test`,
-        subject: 's',
-        from: 'a@test',
-        size: 1,
-        warnings: [],
-        attachments: ids.map((id, i) => ({
-          id,
-          parentId: null,
-          filename: `f${i}.png`,
-          originalFilename: `f${i}.png`,
-          declaredType: 'image/png',
-          disposition: 'attachment' as const,
-          contentId: null,
-          size: 1,
-          sha256: '0'.repeat(64),
-          stored: true,
-        })),
-      },
-    });
-    return ids;
+    const files = Array.from({ length: n }, (_, i) => ({
+      name: `f${i}.png`,
+      type: 'image/png',
+      bytes: Buffer.from(`file ${i}`),
+    }));
+    const recorded = await recordTestEmail(t.db, createMysqlBlobStore(t.db), { files });
+    return recorded.attachments.map((a) => a.id);
   };
   const rows = (ids: string[]) =>
     t.db
