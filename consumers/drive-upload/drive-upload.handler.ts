@@ -7,7 +7,7 @@ import { BatchLoader } from '../../infra/db/batch-loader.js';
 import type { Db } from '../../infra/db/database.js';
 import { appendTimeline, type TimelineEntry } from '../../infra/db/repositories/timeline.repository.js';
 import { batchState, type BatchWork } from '../../infra/db/batch-scope.js';
-import { updateRows, type RowUpdate } from '../../infra/db/update-rows.js';
+import { RowWriter, updateRows, type RowUpdate } from '../../infra/db/update-rows.js';
 import { describeError, isRetryable, PostroomError, RetryableError } from '../../infra/errors.js';
 import { completeEmailIfFinal } from './email-completion.js';
 import { isDriveOutage } from '../../infra/drive/drive-errors.js';
@@ -123,6 +123,13 @@ export function createDriveUploadHandler(
     if (!loader) loaders.set(db, (loader = new BatchLoader((ids) => filingRows(db, ids))));
     return loader;
   };
+  /** The file ids reserved by a burst of filings, stored with one commit before their uploads. */
+  const reservations = new WeakMap<Db, RowWriter<'attachments'>>();
+  const reservationsOf = (db: Db): RowWriter<'attachments'> => {
+    let writer = reservations.get(db);
+    if (!writer) reservations.set(db, (writer = new RowWriter(db, 'attachments')));
+    return writer;
+  };
   const fileAttachment = async (
     event: AttachmentAnalyzedV1,
     ctx: HandlerContext,
@@ -159,13 +166,8 @@ export function createDriveUploadHandler(
         appProperties: { emailId: d.emailId, attachmentId: d.attachmentId },
         idKey: `attachment:${d.attachmentId}`,
         reservedFileId: row.drive_file_id,
-        saveReservedId: async (fileId) => {
-          await ctx.db
-            .updateTable('attachments')
-            .set({ drive_file_id: fileId, drive_folder: folder })
-            .where('id', '=', d.attachmentId)
-            .execute();
-        },
+        saveReservedId: (fileId) =>
+          reservationsOf(ctx.db).set({ id: d.attachmentId, drive_file_id: fileId, drive_folder: folder }),
       });
     };
     try {

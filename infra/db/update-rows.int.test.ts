@@ -4,7 +4,7 @@ import { createTestDatabase, type TestDatabase } from '../../test/db.js';
 import { recordTestEmail } from '../../test/recorded-mail.js';
 import { createMysqlBlobStore } from '../blobs/mysql-blob-store.js';
 import { inBatchScope } from './batch-scope.js';
-import { updateRow, updateRows } from './update-rows.js';
+import { RowWriter, updateRow, updateRows } from './update-rows.js';
 
 describe('updateRows (each row its own values, one statement)', () => {
   let t: TestDatabase;
@@ -111,5 +111,25 @@ describe('updateRows (each row its own values, one statement)', () => {
       ),
     ).rejects.toThrow('a neighbour failed');
     expect((await rows([a!]))[0]?.verdict).toBe('accepted');
+  });
+
+  it('RowWriter commits the rows set in one turn together, and fails them together', async () => {
+    const [a, b, c] = await attachments(3);
+    const writer = new RowWriter(t.db, 'attachments');
+    await Promise.all([
+      writer.set({ id: a!, verdict: 'accepted' }),
+      writer.set({ id: b!, verdict: 'rejected', reason: 'no' }),
+    ]);
+    // durable once resolved: another connection reads them
+    expect((await rows([a!, b!])).map((r) => [r.verdict, r.reason])).toEqual([
+      ['accepted', null],
+      ['rejected', 'no'],
+    ]);
+    const failed = await Promise.allSettled([
+      writer.set({ id: c!, verdict: 'quarantined' }),
+      writer.set({ id: a!, verdict: 'x'.repeat(10_000) }), // longer than the column: the commit fails
+    ]);
+    expect(failed.map((f) => f.status)).toEqual(['rejected', 'rejected']);
+    expect((await rows([a!, c!])).map((r) => r.verdict)).toEqual(['accepted', 'pending']);
   });
 });

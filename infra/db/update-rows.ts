@@ -1,4 +1,4 @@
-import { sql, type Transaction, type Updateable } from 'kysely';
+import { sql, type Kysely, type Transaction, type Updateable } from 'kysely';
 import type { Database } from './tables/index.js';
 import { batchState, type BatchWork } from './batch-scope.js';
 
@@ -82,4 +82,44 @@ export async function updateRow<T extends ById>(
     .set(values)
     .where('id', '=', id)
     .execute();
+}
+
+/**
+ * Sets rows' values by id for callers that write at about the same time (the files of one burst of
+ * deliveries reserving their Drive ids), with one statement and one commit for those of one turn of
+ * the event loop, instead of an autocommitted UPDATE each. Each caller's promise settles when the
+ * commit does: resolved once its row is durable, rejected with the error of a failed commit.
+ */
+export class RowWriter<T extends ById> {
+  private waiting: Array<{ row: RowUpdate<T>; resolve: () => void; reject: (err: unknown) => void }> = [];
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly table: T,
+  ) {}
+
+  set(row: RowUpdate<T>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.waiting.length === 0) setImmediate(() => this.flush());
+      this.waiting.push({ row, resolve, reject });
+    });
+  }
+
+  private flush(): void {
+    const batch = this.waiting;
+    this.waiting = [];
+    this.db
+      .transaction()
+      .execute((trx) =>
+        updateRows(
+          trx,
+          this.table,
+          batch.map((b) => b.row),
+        ),
+      )
+      .then(
+        () => batch.forEach((b) => b.resolve()),
+        (err: unknown) => batch.forEach((b) => b.reject(err)),
+      );
+  }
 }
