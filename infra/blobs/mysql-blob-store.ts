@@ -77,6 +77,13 @@ async function* chunksOf(input: Readable | Buffer): AsyncGenerator<Buffer> {
   }
 }
 
+/** A blob's row and its first chunk. */
+interface BlobHead {
+  size: number;
+  chunk_count: number;
+  data: Buffer | Uint8Array | null;
+}
+
 /**
  * A {@link BlobStore} in the `blobs` and `blob_chunks` tables.
  *
@@ -90,13 +97,6 @@ async function* chunksOf(input: Readable | Buffer): AsyncGenerator<Buffer> {
  * `blobs` row is inserted (INSERT IGNORE) and, when it is new, the chunks go straight under the SHA-256
  * key, all in the caller's transaction, so the row and its chunks again commit together or not at all.
  */
-/** A blob's row and its first chunk. */
-interface BlobHead {
-  size: number;
-  chunk_count: number;
-  data: Buffer | Uint8Array | null;
-}
-
 export function createMysqlBlobStore(db: Db, options: MysqlBlobStoreOptions = {}): BlobStore {
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE)

@@ -34,8 +34,9 @@ export interface CommitBatcherOptions {
  * inbox INSERT, each message's writes in turn, one multi-row outbox INSERT, one COMMIT, instead of a
  * transaction (BEGIN, inbox, outbox, COMMIT) per message. Work the messages share is done once for
  * the batch after the last of them (`batch-scope.ts`): their row updates in one statement per table
- * (`updateRow`), the closing of their emails in three (`completeEmailIfFinal`). Commits that arrive within `windowMs` of
- * the first one, up to `maxBatch`, share a transaction; each caller gets its own result.
+ * (`updateRow`), the closing of their emails in three (`completeEmailIfFinal`). Commits that arrive
+ * within `windowMs` of the first one, up to `maxBatch`, share a transaction; each caller gets its own
+ * result.
  *
  * The guarantees of a lone commit hold for each message: its inbox row, its writes and its events
  * commit together or not at all. When a batch fails for any reason (one message's writes throw, a

@@ -1,5 +1,13 @@
+import { TurnBatch } from '../turn-batch.js';
+
 /** Most keys asked for in one statement. */
 const MAX_KEYS = 100;
+
+interface Ask<K, V> {
+  key: K;
+  resolve: (v: V | undefined) => void;
+  reject: (e: unknown) => void;
+}
 
 /**
  * Reads rows by key for callers that ask at about the same time (the messages of one delivery burst,
@@ -9,42 +17,24 @@ const MAX_KEYS = 100;
  * alone; when the statement fails, every caller of it gets the error.
  */
 export class BatchLoader<K, V> {
-  private waiting = new Map<
-    K,
-    Array<{ resolve: (v: V | undefined) => void; reject: (e: unknown) => void }>
-  >();
-  private scheduled = false;
+  private readonly asks = new TurnBatch<Ask<K, V>>((asks) => this.flush(asks));
 
   /** `load` reads the rows of the keys it is given, keyed by them (a missing one is absent). */
   constructor(private readonly load: (keys: K[]) => Promise<Map<K, V>>) {}
 
   /** The row of `key`, or undefined when there is none. */
   get(key: K): Promise<V | undefined> {
-    return new Promise((resolve, reject) => {
-      let callers = this.waiting.get(key);
-      if (!callers) this.waiting.set(key, (callers = []));
-      callers.push({ resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
+    return new Promise((resolve, reject) => this.asks.add({ key, resolve, reject }));
   }
 
-  private flush(): void {
-    this.scheduled = false;
-    const asked = this.waiting;
-    this.waiting = new Map();
-    const keys = [...asked.keys()];
+  private flush(asks: Ask<K, V>[]): void {
+    const keys = [...new Set(asks.map((a) => a.key))];
     for (let at = 0; at < keys.length; at += MAX_KEYS) {
-      const part = keys.slice(at, at + MAX_KEYS);
-      this.load(part).then(
-        (rows) => {
-          for (const key of part) for (const c of asked.get(key)!) c.resolve(rows.get(key));
-        },
-        (err: unknown) => {
-          for (const key of part) for (const c of asked.get(key)!) c.reject(err);
-        },
+      const part = new Set(keys.slice(at, at + MAX_KEYS));
+      const mine = asks.filter((a) => part.has(a.key));
+      this.load([...part]).then(
+        (rows) => mine.forEach((a) => a.resolve(rows.get(a.key))),
+        (err: unknown) => mine.forEach((a) => a.reject(err)),
       );
     }
   }

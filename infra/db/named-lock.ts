@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { TurnBatch } from '../turn-batch.js';
 
 /** Returned by `withNamedLock` when the lock was not free within the wait. */
 export const LOCK_BUSY: unique symbol = Symbol('lock busy');
@@ -45,7 +46,7 @@ interface Asker {
 }
 
 /** Asks of this turn of the event loop, per database handle, not yet sent. */
-const forming = new WeakMap<AnyDb, Asker[]>();
+const forming = new WeakMap<AnyDb, TurnBatch<Asker>>();
 
 /**
  * Runs `fn` holding a MySQL named lock (`GET_LOCK`, on MySQL 8 and MariaDB) on one pinned connection,
@@ -70,18 +71,18 @@ export function withNamedLock<T>(
 ): Promise<T | typeof LOCK_BUSY> {
   // MySQL caps lock names at 64 characters.
   const lock = name.slice(0, 64);
-  return new Promise((resolve, reject) => {
-    let group = forming.get(db);
-    if (!group) {
-      forming.set(db, (group = []));
-      setImmediate(() => {
-        forming.delete(db);
-        for (let at = 0; at < group!.length; at += MAX_GROUP)
-          void holdGroup(db, group!.slice(at, at + MAX_GROUP));
-      });
-    }
-    group.push({ lock, waitSeconds, fn, resolve: resolve as (v: unknown) => void, reject });
-  });
+  let asks = forming.get(db);
+  if (!asks)
+    forming.set(
+      db,
+      (asks = new TurnBatch((all) => {
+        for (let at = 0; at < all.length; at += MAX_GROUP) void holdGroup(db, all.slice(at, at + MAX_GROUP));
+      })),
+    );
+  const turn = asks;
+  return new Promise((resolve, reject) =>
+    turn.add({ lock, waitSeconds, fn, resolve: resolve as (v: unknown) => void, reject }),
+  );
 }
 
 /**

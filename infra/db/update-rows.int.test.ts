@@ -88,6 +88,21 @@ describe('updateRows (each row its own values, one statement)', () => {
     ]);
   });
 
+  it('leaves out undefined values, as a lone UPDATE through Kysely does', async () => {
+    const [a, b] = await attachments(2);
+    await t.db.updateTable('attachments').set({ reason: 'kept' }).where('id', 'in', [a!, b!]).execute();
+    await t.db.transaction().execute((trx) =>
+      inBatchScope(trx, async () => {
+        await updateRow(trx, 'attachments', { id: a!, verdict: 'accepted', reason: undefined });
+        await updateRow(trx, 'attachments', { id: b!, verdict: 'rejected' });
+      }),
+    );
+    expect((await rows([a!, b!])).map((r) => [r.verdict, r.reason])).toEqual([
+      ['accepted', 'kept'],
+      ['rejected', 'kept'],
+    ]);
+  });
+
   it('updateRow writes at once alone, and at the end of a batch inside one (rolled back with it)', async () => {
     const [a, b] = await attachments(2);
     await t.db.transaction().execute((trx) => updateRow(trx, 'attachments', { id: a!, verdict: 'accepted' }));

@@ -1,6 +1,7 @@
 import { sql, type Kysely, type Transaction, type Updateable } from 'kysely';
 import type { Database } from './tables/index.js';
 import { batchState, type BatchWork } from './batch-scope.js';
+import { TurnBatch } from '../turn-batch.js';
 
 /** Tables keyed by a string `id`. */
 type ById = {
@@ -22,7 +23,11 @@ export async function updateRows<T extends ById>(
   table: T,
   rows: readonly RowUpdate<T>[],
 ): Promise<void> {
-  const last = new Map(rows.map((row) => [row.id, row])); // one row set twice: the later values win
+  // Undefined values are left out, as Kysely's set() leaves them: alone or batched, a row sets the same.
+  const defined = rows.map(
+    (row) => Object.fromEntries(Object.entries(row).filter(([, v]) => v !== undefined)) as RowUpdate<T>,
+  );
+  const last = new Map(defined.map((row) => [row.id, row])); // one row set twice: the later values win
   const groups = new Map<string, RowUpdate<T>[]>();
   for (const row of last.values()) {
     const key = Object.keys(row).sort().join(',');
@@ -91,7 +96,25 @@ export async function updateRow<T extends ById>(
  * commit does: resolved once its row is durable, rejected with the error of a failed commit.
  */
 export class RowWriter<T extends ById> {
-  private waiting: Array<{ row: RowUpdate<T>; resolve: () => void; reject: (err: unknown) => void }> = [];
+  private readonly writes = new TurnBatch<{
+    row: RowUpdate<T>;
+    resolve: () => void;
+    reject: (err: unknown) => void;
+  }>((writes) => {
+    this.db
+      .transaction()
+      .execute((trx) =>
+        updateRows(
+          trx,
+          this.table,
+          writes.map((w) => w.row),
+        ),
+      )
+      .then(
+        () => writes.forEach((w) => w.resolve()),
+        (err: unknown) => writes.forEach((w) => w.reject(err)),
+      );
+  });
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -99,27 +122,6 @@ export class RowWriter<T extends ById> {
   ) {}
 
   set(row: RowUpdate<T>): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (this.waiting.length === 0) setImmediate(() => this.flush());
-      this.waiting.push({ row, resolve, reject });
-    });
-  }
-
-  private flush(): void {
-    const batch = this.waiting;
-    this.waiting = [];
-    this.db
-      .transaction()
-      .execute((trx) =>
-        updateRows(
-          trx,
-          this.table,
-          batch.map((b) => b.row),
-        ),
-      )
-      .then(
-        () => batch.forEach((b) => b.resolve()),
-        (err: unknown) => batch.forEach((b) => b.reject(err)),
-      );
+    return new Promise((resolve, reject) => this.writes.add({ row, resolve, reject }));
   }
 }

@@ -111,32 +111,24 @@ const MEMORY_BYTES = 1024 * 1024;
 
 /**
  * Reads a stream's first bytes, up to just past `limit`: the whole file as a Buffer when it ends by
- * then, else a stream of the same bytes (those read, then the rest) to copy to disk.
+ * then, else a stream of the same bytes (those read, then the rest) to copy to disk. The caller
+ * destroys `source` when done with it.
  */
 async function readSmall(source: Readable, limit: number): Promise<Buffer | Readable> {
   const pieces = source[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
   const head: Buffer[] = [];
   let size = 0;
-  try {
-    while (size <= limit) {
-      const next = await pieces.next();
-      if (next.done) return Buffer.concat(head, size);
-      const piece = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
-      head.push(piece);
-      size += piece.length;
-    }
-  } catch (err) {
-    source.destroy();
-    throw err;
+  while (size <= limit) {
+    const next = await pieces.next();
+    if (next.done) return Buffer.concat(head, size);
+    const piece = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+    head.push(piece);
+    size += piece.length;
   }
   return Readable.from(
     (async function* () {
-      try {
-        yield* head;
-        for (let next = await pieces.next(); !next.done; next = await pieces.next()) yield next.value;
-      } finally {
-        source.destroy(); // a copy that stopped early must not leave the source open
-      }
+      yield* head;
+      for (let next = await pieces.next(); !next.done; next = await pieces.next()) yield next.value;
     })(),
   );
 }
@@ -147,9 +139,19 @@ export async function renderPdfPreview(
   options: PreviewOptions = {},
 ): Promise<PreviewOutcome> {
   if (!pdfPreviewAvailable()) return null;
-  const pdf = Buffer.isBuffer(source)
-    ? source
-    : await readSmall(await source(), options.memoryBytes ?? MEMORY_BYTES);
+  const opened = Buffer.isBuffer(source) ? null : await source();
+  try {
+    return await render(
+      opened ? await readSmall(opened, options.memoryBytes ?? MEMORY_BYTES) : (source as Buffer),
+      options,
+    );
+  } finally {
+    opened?.destroy(); // read to its end, or left unread by an early outcome: closed either way
+  }
+}
+
+/** {@link renderPdfPreview} once the PDF is a Buffer, or a stream too large to hold. */
+async function render(pdf: Buffer | Readable, options: PreviewOptions): Promise<PreviewOutcome> {
   if (Buffer.isBuffer(pdf) && !hasPdfObject(pdf)) return NO_OBJECT;
   const timeoutMs = options.timeoutMs ?? 20_000;
   const size = options.size ?? PREVIEW_SIZE;
