@@ -328,25 +328,33 @@ export function createMailboxSync(deps: MailboxSyncDeps) {
     } catch (err) {
       return { prepared: [], failure: { uid: metas[0]!.uid, err } };
     }
-    for (const meta of metas) {
+    // Parsed side by side: the bytes are all here, and a parse waits on the event loop between its
+    // stream steps, where the rest of the process runs; one after the other, the parses of a batch of
+    // 50 took 150-200 ms in a backlog for about 30 ms of CPU.
+    const parses = metas.map(async (meta): Promise<Prepared | null> => {
       const source = sources.get(meta.uid);
       sources.delete(meta.uid);
       const blobs = createStagedBlobStore(deps.blobs);
-      if (!source) {
-        prepared.push({ meta, parsed: null, result: 'created', blobs });
-        continue;
-      }
+      if (!source) return { meta, parsed: null, result: 'created', blobs };
       try {
         const parsed = await parseMessage(Readable.from([source]), { blobs }, deps.limits);
-        prepared.push({ meta, parsed, result: 'created', blobs });
+        return { meta, parsed, result: 'created', blobs };
       } catch {
-        // A bound reached or a store failure: the message goes the single way, which knows each case
-        // and counts its failures.
-        try {
-          prepared.push(await prepare(client, meta));
-        } catch (err) {
-          return { prepared, failure: { uid: meta.uid, err } };
-        }
+        return null;
+      }
+    });
+    for (const [i, p] of (await Promise.all(parses)).entries()) {
+      if (p) {
+        prepared.push(p);
+        continue;
+      }
+      // A bound reached or a store failure: the message goes the single way, which knows each case
+      // and counts its failures (one at a time, in UID order).
+      const meta = metas[i]!;
+      try {
+        prepared.push(await prepare(client, meta));
+      } catch (err) {
+        return { prepared, failure: { uid: meta.uid, err } };
       }
     }
     return { prepared, failure: null };
