@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { SECRET_VARIABLES } from './config.js';
-import { createLogger, redactUrl } from './logger.js';
+import { createLogger, lazyChild, redactUrl } from './logger.js';
 
 function capture() {
   const lines: string[] = [];
@@ -32,5 +32,28 @@ describe('logger', () => {
 
   it('masks the password of a URL', () => {
     expect(redactUrl('amqp://guest:secret@rabbit:5672/vh')).toBe('amqp://guest:***@rabbit:5672/vh');
+  });
+
+  it('a lazy child logs with its bindings, and is made only for a level that is on', () => {
+    const { log, lines } = capture();
+    let made = 0;
+    const parent = new Proxy(log, {
+      get(target, prop) {
+        if (prop === 'child') made += 1;
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const child = lazyChild(parent, { eventId: 'e-1', token: 'secret-t0k' });
+    child.debug({ step: 1 }, 'not logged at info');
+    expect(child.isLevelEnabled('debug')).toBe(false);
+    expect(made).toBe(0);
+    child.info({ step: 2 }, 'logged');
+    child.warn('again');
+    expect(made).toBe(1);
+    expect(lines.map((l) => JSON.parse(l) as Record<string, unknown>)).toMatchObject([
+      { level: 'info', eventId: 'e-1', token: '[redacted]', step: 2, msg: 'logged' },
+      { level: 'warn', eventId: 'e-1', msg: 'again' },
+    ]);
   });
 });

@@ -20,7 +20,7 @@ import {
   ValidationError,
 } from '../errors.js';
 import { errorTracker } from '../error-tracking.js';
-import type { Logger } from '../logger.js';
+import { lazyChild, type Logger } from '../logger.js';
 import { consumedTotal, handlerSeconds, parkedTotal, retriedTotal } from '../metrics.js';
 import { AckBatcher } from './acks.js';
 import { CommitBatcher } from './commit-batcher.js';
@@ -169,11 +169,12 @@ export async function startConsumer<T extends EventType>(
     let budgetMs: number | undefined;
     let header: EnvelopeHeader | null = null;
     let outcome = 'ok';
-    // The event's own logger, made on first use: most messages log nothing.
+    // The event's own logger, made when something is logged at a level that is on: most messages
+    // log nothing, or only at debug.
     let bound: Logger | null = null;
     const mlog = (): Logger =>
       header
-        ? (bound ??= log.child({
+        ? (bound ??= lazyChild(log, {
             eventId: header.id,
             correlationId: header.correlationId,
             eventType: header.type,
