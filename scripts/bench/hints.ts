@@ -7,6 +7,11 @@ const pct = (cores: number) => `${Math.round(cores * 100)}%`;
 export function hintsFor(r: BenchResult): string[] {
   const hints: string[] = [];
   for (const m of r.e2e) {
+    // 30-40 µs on a quiet ext4 of the 2-core machine of December 2026, 250-900 µs after deletions.
+    if (m.fsProbe && m.fsProbe.cpuUsPerFile > 100)
+      hints.push(
+        `${m.mode}: a new file in STORAGE_DIR's file system cost ${Math.round(m.fsProbe.cpuUsPerFile)} µs of CPU (30-40 µs when nothing was deleted lately), and local filing makes two per attachment: on ext4 without a journal each new file passes over every inode freed in the last minutes, so files deleted shortly before the run (an earlier run's, a test suite's) slow its filing. Run again after a few quiet minutes to measure Postroom rather than the file system.`,
+      );
     const burst = m.phases.find((p) => p.kind === 'burst');
     if (!burst || !Number.isFinite(burst.lastAt.done)) continue;
     const { recorded, done } = burst.lastAt;

@@ -7,6 +7,7 @@ import { cpuBetween, cpuSnapshot } from './cpu.js';
 import type { BenchDovecot } from './dovecot.js';
 import { collectPhase, waitDone, type PhaseResult } from './e2e-results.js';
 import { BenchFakeDrive } from './fake-drive.js';
+import { probeNewFiles, type FsProbe } from './fs-probe.js';
 import { Appender, benchMail, pdfLike } from './mail.js';
 import { mysqlActivity, mysqlStatus } from './mysql-status.js';
 import type { BenchMode, BenchOptions } from './options.js';
@@ -91,6 +92,8 @@ export interface ModeResult {
   kernelPeakRss: number | null;
   /** Files written (local: under STORAGE_DIR; drive: in the fake), and the fake's request counts. */
   filesStored: number;
+  /** New files made in STORAGE_DIR's file system just before the backlog (local and split). */
+  fsProbe: FsProbe | null;
   fakeDrive: { folders: number; mismatches: number; requests: Record<string, number> } | null;
   /** The pipeline's log and how many warnings and errors it holds. */
   logFile: string;
@@ -141,11 +144,15 @@ export async function runPipelineMode(args: {
       LOG_LEVEL: opts.BENCH_LOG_LEVEL,
     };
     let storageDir: string | null = null;
+    let fsProbe: FsProbe | null = null;
     let fake: BenchFakeDrive | null = null;
     if (mode !== 'drive') {
-      storageDir = await mkdtemp(join(tmpdir(), 'postroom-bench-storage-'));
-      const dir = storageDir;
-      cleanup.add('remove STORAGE_DIR', () => rm(dir, { recursive: true, force: true }));
+      const top = await mkdtemp(join(tmpdir(), 'postroom-bench-storage-'));
+      // Removed at the end of the whole run, not of this mode: on ext4 without a journal, files
+      // deleted in the last minutes slow every file made after them (`fs-probe.ts`).
+      args.runCleanup.add(`remove the ${mode} STORAGE_DIR`, () => rm(top, { recursive: true, force: true }));
+      fsProbe = probeNewFiles(join(top, 'probe'));
+      storageDir = join(top, 'storage');
       env['STORAGE_DIR'] = storageDir;
     } else {
       fake = await BenchFakeDrive.start();
@@ -338,6 +345,7 @@ export async function runPipelineMode(args: {
       peakRss,
       kernelPeakRss,
       filesStored,
+      fsProbe,
       fakeDrive: fake
         ? {
             folders: fake.folderCount(),

@@ -275,7 +275,14 @@ export function renderReport(r: BenchResult, hints: readonly string[]): string {
       '',
     ]);
   }
-  for (const m of r.e2e)
+  for (const m of r.e2e) {
+    if (m.fsProbe)
+      rows.push([
+        `new files in STORAGE_DIR's file system, ${m.mode}`,
+        `${fmtRate(m.fsProbe.perSecond)} files/s`,
+        '',
+        `${Math.round(m.fsProbe.cpuUsPerFile)} µs of CPU each (empty; filing makes two files per attachment)`,
+      ]);
     for (const p of m.phases)
       rows.push([
         `end to end, ${m.mode}, ${p.kind} of ${p.sent}`,
@@ -283,6 +290,7 @@ export function renderReport(r: BenchResult, hints: readonly string[]): string {
         '',
         `append-to-done ${lat(p.latencyMs)}${p.timedOut ? `; TIMED OUT with ${p.done}/${p.appended} done` : ''}`,
       ]);
+  }
   rows.push(['', '', '', '']);
   rows.push(['target', 'measured', 'target', 'verdict']);
   for (const t of r.targets)
