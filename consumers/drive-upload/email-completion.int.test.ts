@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,6 +46,7 @@ describe('an honest done: an email waits for the calls and notifications it will
     await target?.close();
     await fake?.close();
     await t?.drop();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('stays processing after email.processed until the outbound and notify roles have finished', async () => {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -53,6 +53,7 @@ describe('outbound calls through the consumer runner, RabbitMQ and MariaDB', () 
   });
   afterAll(async () => {
     await t?.drop();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   async function target(): Promise<HookTarget> {

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -132,6 +132,7 @@ describe('SCHEDULES_FILE', () => {
     expect(() => loadSchedulesFile(join(dir, 'missing.json'))).toThrow(
       /SCHEDULES_FILE: cannot read .* \(ENOENT\)/,
     );
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('computes due times in the time zone, across daylight-saving changes as croner documents', () => {
