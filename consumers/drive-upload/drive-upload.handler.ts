@@ -3,6 +3,7 @@ import type { BlobStore } from '../../infra/blobs/blob-store.js';
 import type { ConsumerDefinition, HandlerContext } from '../../infra/broker/handler.js';
 import { SUBSCRIPTIONS } from '../../infra/broker/subscriptions.js';
 import { ByteBudget } from '../../infra/byte-budget.js';
+import { perObject } from '../../infra/per-object.js';
 import { BatchLoader } from '../../infra/db/batch-loader.js';
 import type { Db } from '../../infra/db/database.js';
 import { appendTimeline, type TimelineEntry } from '../../infra/db/repositories/timeline.repository.js';
@@ -62,7 +63,6 @@ async function filingRows(db: Db, ids: string[]) {
     .execute();
   return new Map(rows.map((r) => [r.id, r]));
 }
-type FilingRow = Awaited<ReturnType<typeof filingRows>> extends Map<string, infer R> ? R : never;
 
 /** A filing to record: the attachment's new row, and what to tell once it is set. */
 interface Filing {
@@ -117,19 +117,9 @@ export function createDriveUploadHandler(
 ): ConsumerDefinition<'email.received' | 'attachment.analyzed' | 'attachment.converted'> {
   const budget = new ByteBudget(deps.budgetBytes ?? 16 * 1024 * 1024);
   /** The rows of the attachments of a burst of deliveries, read with one statement. */
-  const loaders = new WeakMap<Db, BatchLoader<string, FilingRow>>();
-  const rowsOf = (db: Db): BatchLoader<string, FilingRow> => {
-    let loader = loaders.get(db);
-    if (!loader) loaders.set(db, (loader = new BatchLoader((ids) => filingRows(db, ids))));
-    return loader;
-  };
+  const rowsOf = perObject((db: Db) => new BatchLoader((ids: string[]) => filingRows(db, ids)));
   /** The file ids reserved by a burst of filings, stored with one commit before their uploads. */
-  const reservations = new WeakMap<Db, RowWriter<'attachments'>>();
-  const reservationsOf = (db: Db): RowWriter<'attachments'> => {
-    let writer = reservations.get(db);
-    if (!writer) reservations.set(db, (writer = new RowWriter(db, 'attachments')));
-    return writer;
-  };
+  const reservationsOf = perObject((db: Db) => new RowWriter(db, 'attachments'));
   const fileAttachment = async (
     event: AttachmentAnalyzedV1,
     ctx: HandlerContext,

@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { perObject } from '../per-object.js';
 import { TurnBatch } from '../turn-batch.js';
 
 /** Returned by `withNamedLock` when the lock was not free within the wait. */
@@ -18,12 +19,10 @@ export const MAX_LOCK_HOLDERS = 4;
 type AnyDb = Kysely<any>;
 
 /** Waiters for a holder's place, per database handle. */
-const places = new WeakMap<AnyDb, { held: number; waiting: Array<() => void> }>();
+const placesOf = perObject((_db: AnyDb) => ({ held: 0, waiting: [] as Array<() => void> }));
 
 async function takePlace(db: AnyDb): Promise<() => void> {
-  let p = places.get(db);
-  if (!p) places.set(db, (p = { held: 0, waiting: [] }));
-  const slot = p;
+  const slot = placesOf(db);
   if (slot.held >= MAX_LOCK_HOLDERS) await new Promise<void>((r) => slot.waiting.push(r));
   else slot.held += 1;
   return () => {
@@ -46,7 +45,12 @@ interface Asker {
 }
 
 /** Asks of this turn of the event loop, per database handle, not yet sent. */
-const forming = new WeakMap<AnyDb, TurnBatch<Asker>>();
+const formingOf = perObject(
+  (db: AnyDb) =>
+    new TurnBatch<Asker>((all) => {
+      for (let at = 0; at < all.length; at += MAX_GROUP) void holdGroup(db, all.slice(at, at + MAX_GROUP));
+    }),
+);
 
 /**
  * Runs `fn` holding a MySQL named lock (`GET_LOCK`, on MySQL 8 and MariaDB) on one pinned connection,
@@ -71,15 +75,7 @@ export function withNamedLock<T>(
 ): Promise<T | typeof LOCK_BUSY> {
   // MySQL caps lock names at 64 characters.
   const lock = name.slice(0, 64);
-  let asks = forming.get(db);
-  if (!asks)
-    forming.set(
-      db,
-      (asks = new TurnBatch((all) => {
-        for (let at = 0; at < all.length; at += MAX_GROUP) void holdGroup(db, all.slice(at, at + MAX_GROUP));
-      })),
-    );
-  const turn = asks;
+  const turn = formingOf(db);
   return new Promise((resolve, reject) =>
     turn.add({ lock, waitSeconds, fn, resolve: resolve as (v: unknown) => void, reject }),
   );
