@@ -1,7 +1,7 @@
 import type { AttachmentAnalyzedV1, AttachmentConvertedV1, EmailReceivedV1 } from '../../contracts/index.js';
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
 import type { ConsumerDefinition, HandlerContext } from '../../infra/broker/handler.js';
-import { SUBSCRIPTIONS } from '../../infra/broker/subscriptions.js';
+import { RETIRED_SUBSCRIPTIONS, SUBSCRIPTIONS } from '../../infra/broker/subscriptions.js';
 import { ByteBudget } from '../../infra/byte-budget.js';
 import { perObject } from '../../infra/per-object.js';
 import { BatchLoader } from '../../infra/db/batch-loader.js';
@@ -104,13 +104,13 @@ const FILINGS: BatchWork<Filing[]> = {
 type Outcome = Omit<FilingOutcome, 'status'> & { status: FilingOutcome['status'] | 'not-filed' };
 
 /**
- * Consumes `email.received` and `attachment.analyzed`. Accepted attachments are filed in the folder the
+ * Consumes `attachment.analyzed` and `attachment.converted`. Accepted attachments are filed in the folder the
  * template names, exactly once: the file id is reserved and stored before the upload, so a retry after
  * a crash uploads with the same id and finds the file already there; identical bytes already in the
  * folder are linked (`skipped`) instead of uploaded again. Other verdicts are final at once
  * (`not-filed`, with no `attachment.uploaded`: that event is about filed attachments). Whenever
  * every attachment of an email is final, `email.processed` is published (an email with no attachments
- * as soon as it arrives).
+ * is closed when it is recorded, see `recordEmail`).
  */
 export function createDriveUploadHandler(
   deps: DriveUploadDeps,
@@ -156,6 +156,14 @@ export function createDriveUploadHandler(
         appProperties: { emailId: d.emailId, attachmentId: d.attachmentId },
         idKey: `attachment:${d.attachmentId}`,
         reservedFileId: row.drive_file_id,
+        readReservedId: async () =>
+          (
+            await ctx.db
+              .selectFrom('attachments')
+              .select('drive_file_id')
+              .where('id', '=', d.attachmentId)
+              .executeTakeFirst()
+          )?.drive_file_id ?? null,
         saveReservedId: (fileId) =>
           reservationsOf(ctx.db).set({ id: d.attachmentId, drive_file_id: fileId, drive_folder: folder }),
       });
@@ -178,7 +186,8 @@ export function createDriveUploadHandler(
 
   return {
     name: 'drive-upload',
-    events: SUBSCRIPTIONS['drive-upload'],
+    // `email.received` only as queued by an earlier release (see RETIRED_SUBSCRIPTIONS).
+    events: [...SUBSCRIPTIONS['drive-upload'], ...RETIRED_SUBSCRIPTIONS['drive-upload']],
     prefetch: deps.prefetch ?? 32,
     // Drive being down or slow is waited out for hours; other retryable failures (an attachment not
     // recorded yet, a lock held by another consumer) keep the attempts of the tiers.
@@ -188,8 +197,10 @@ export function createDriveUploadHandler(
     batchCommits: true,
     async handle(event, ctx) {
       if (event.type === 'email.received') {
+        // Queued by an earlier release, which left attachmentless emails for this consumer to close
+        // (they are closed when recorded now). With attachments, the handler of the last one to
+        // become final closes the email.
         const e = event as EmailReceivedV1;
-        // With attachments, the handler of the last one to become final closes the email.
         if (e.data.attachmentCount > 0) return ctx.unchanged();
         await ctx.commit((trx, emit) => completeEmailIfFinal(trx, e.data.emailId, emit, ctx));
         return;

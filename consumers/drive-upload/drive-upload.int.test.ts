@@ -1,7 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { connect } from 'amqplib';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consumedTotal } from '../../infra/metrics.js';
 import { createMysqlBlobStore } from '../../infra/blobs/mysql-blob-store.js';
@@ -11,14 +13,14 @@ import { startConsumer, type RunningConsumer } from '../../infra/broker/consume.
 import { createEvent } from '../../infra/broker/events.js';
 import { enqueueEvents, signalOutbox } from '../../infra/broker/outbox.js';
 import { startOutboxRelay, type OutboxRelay } from '../../infra/broker/outbox-relay.js';
-import { names, type Topology } from '../../infra/broker/topology.js';
+import { postroomTopology } from '../../infra/broker/subscriptions.js';
+import { declareTopology, names, type Topology } from '../../infra/broker/topology.js';
 import { recordEmail } from '../../infra/db/repositories/emails.repository.js';
 import {
   deleteTestTopology,
   startTestBroker,
   testLogger,
   testNamespace,
-  testTopology,
   waitFor,
 } from '../../test/broker.js';
 import { createTestDatabase, type TestDatabase } from '../../test/db.js';
@@ -30,6 +32,7 @@ import { createDriveAuth } from '../../infra/drive/drive-auth.js';
 import { DriveFileStore } from '../../infra/drive/drive-file-store.js';
 import { LocalFileStore } from '../../infra/drive/local-file-store.js';
 import { createDriveUploadHandler } from './drive-upload.handler.js';
+import { fileOnce } from './file-once.js';
 import type { FileStore } from '../../infra/drive/file-store.js';
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
 
@@ -48,8 +51,12 @@ describe('drive-upload consumer', () => {
     egress = guardEgress();
     fake = await FakeDrive.start();
     t = await createTestDatabase('driveupload');
-    topology = testTopology(testNamespace('drive'), {
-      'drive-upload': ['email.received', 'attachment.analyzed'],
+    // The Drive queue as every process declares it (its retired email.received binding included).
+    topology = postroomTopology({
+      namespace: testNamespace('drive'),
+      consumers: ['drive-upload'],
+      retryDelaysMs: [100, 200],
+      deliveryLimit: 5,
     });
     broker = await startTestBroker(topology);
     relay = startOutboxRelay({ broker, db: t.db, log, pollMs: 200 });
@@ -359,6 +366,41 @@ describe('drive-upload consumer', () => {
     await proxy.close();
   });
 
+  it('tells an earlier attempt at the same file from another file with the same bytes, whatever the row it read', async () => {
+    const store = await newStore();
+    const folderId = await store.ensureFolder(['stale-reads']);
+    const bytes = randomBytes(200);
+    let stored: string | null = null;
+    const attempt = (idKey: string, reserved: { get: () => string | null; set: (id: string) => void }) =>
+      fileOnce({
+        store,
+        db: t.db,
+        folderId,
+        folder: 'stale-reads',
+        sha256: sha256(bytes),
+        size: bytes.length,
+        open: async () => Readable.from([bytes]),
+        name: 'same.bin',
+        mimeType: 'application/octet-stream',
+        appProperties: {},
+        idKey,
+        // As a delivery reads its row: before the first attempt stored its reservation.
+        reservedFileId: null,
+        saveReservedId: async (id) => reserved.set(id),
+        readReservedId: async () => reserved.get(),
+      });
+    const mine = { get: () => stored, set: (id: string) => void (stored = id) };
+    const first = await attempt('attachment:stale-1', mine);
+    expect(first.status).toBe('uploaded');
+    // The same event delivered twice in one burst: the second delivery read the row too early.
+    const again = await attempt('attachment:stale-1', mine);
+    expect(again).toMatchObject({ status: 'uploaded', file: { fileId: first.file!.fileId } });
+    // Another attachment with these bytes is linked to that file.
+    const other = await attempt('attachment:stale-2', { get: () => null, set: () => undefined });
+    expect(other).toMatchObject({ status: 'skipped', file: { fileId: first.file!.fileId } });
+    expect(uploadedFiles().filter((f) => f.appProperties?.['sha256'] === sha256(bytes))).toHaveLength(1);
+  });
+
   it('links identical bytes already filed in the same folder instead of uploading them again', async () => {
     const bytes = Buffer.concat([SMALL_PDF, randomBytes(64)]);
     const first = await emailWithAnalyzedAttachment({ from: 'bo@example.com', bytes, verdict: 'accepted' });
@@ -458,7 +500,8 @@ describe('drive-upload consumer', () => {
     ]);
   });
 
-  it('closes an email without attachments as soon as it arrives', async () => {
+  it('no longer takes email.received, and still closes the attachmentless emails an earlier release queued for it', async () => {
+    // An email recorded by an earlier release: no attachments, left open for the Drive consumer to close.
     const emailId = randomUUID();
     await t.db
       .insertInto('emails')
@@ -483,23 +526,52 @@ describe('drive-upload consumer', () => {
         done_at: null,
       })
       .execute();
-    const received = createEvent(
-      'email.received',
-      {
-        emailId,
-        messageId: `${emailId}@test`,
-        source: 'imap',
-        subject: 'no files',
-        from: 'di@example.com',
-        receivedAt: new Date().toISOString(),
-        attachmentCount: 0,
-        warnings: [],
-        chatId: null,
-      },
-      { correlationId: emailId },
-    );
-    await t.db.transaction().execute((trx) => enqueueEvents(trx, [received]));
-    signalOutbox();
+    const received = (id: string) =>
+      createEvent(
+        'email.received',
+        {
+          emailId: id,
+          messageId: `${id}@test`,
+          source: 'imap',
+          subject: 'no files',
+          from: 'di@example.com',
+          receivedAt: new Date().toISOString(),
+          attachmentCount: 0,
+          warnings: [],
+          chatId: null,
+        },
+        { correlationId: id },
+      );
+    const conn = await connect(TEST_AMQP_URL);
+    try {
+      const ch = await conn.createConfirmChannel();
+      const exchange = names.exchange(topology.namespace, contracts['email.received'].exchange);
+      const returned: string[] = [];
+      ch.on('return', (m) => returned.push(String(m.properties.messageId)));
+      const publish = (e: AnyEvent) =>
+        ch.publish(exchange, e.type, Buffer.from(JSON.stringify(e)), {
+          persistent: true,
+          mandatory: true,
+          messageId: e.id,
+          contentType: 'application/json',
+        });
+      // The earlier release's binding, and an event it routed to the Drive queue.
+      await ch.bindQueue(names.queue(topology.namespace, 'drive-upload'), exchange, 'email.received');
+      publish(received(emailId));
+      await ch.waitForConfirms();
+      expect(returned).toEqual([]);
+      // What every process does when it connects: the binding goes, so email.received reaches no
+      // queue of this topology any more (the broker hands a mandatory message back).
+      await declareTopology(ch, topology);
+      const later = received(randomUUID());
+      publish(later);
+      await ch.waitForConfirms();
+      expect(returned).toEqual([later.id]);
+      await ch.close();
+    } finally {
+      await conn.close();
+    }
+    // The queued one is still handled: the email is closed, as that release promised.
     await waitFor(async () => (await processedEvents(emailId)).length === 1, 15_000, 'email.processed');
     const [e] = await processedEvents(emailId);
     expect(JSON.parse(e!.body).data.attachments).toEqual([]);

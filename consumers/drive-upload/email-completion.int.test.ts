@@ -91,7 +91,7 @@ describe('an honest done: an email waits for the calls and notifications it will
       },
     });
 
-    // The Drive consumer closes the email (no attachments): email.processed is in the outbox.
+    // Recorded without attachments, the email is closed at once: email.processed is in the outbox.
     await waitFor(async () => {
       const row = await t.db
         .selectFrom('emails')

@@ -37,6 +37,12 @@ export interface FileOnceRequest {
   reservedFileId: string | null;
   /** Stores a freshly reserved file id (in MySQL) before the upload uses it. */
   saveReservedId: (fileId: string) => Promise<void>;
+  /**
+   * Reads the reserved file id as stored now. `reservedFileId` may have been read before a filing of
+   * this very file stored its reservation (the same event delivered twice in one burst): asked only
+   * when identical bytes are found under another id, to tell that earlier attempt from another file.
+   */
+  readReservedId: () => Promise<string | null>;
 }
 
 /**
@@ -51,6 +57,8 @@ export async function fileOnce(req: FileOnceRequest): Promise<FilingOutcome> {
     // An id reserved earlier wins (a filing begun before the store derived ids); else the derived one.
     let fileId = req.reservedFileId ?? req.store.fileIdFor?.(req.idKey) ?? null;
     const existing = await req.store.findBySha256(req.folderId, req.sha256);
+    if (existing && existing.fileId !== fileId && existing.fileId === (await req.readReservedId()))
+      fileId = existing.fileId; // filed by an earlier attempt at this very file: uploaded, not skipped
     if (existing && existing.fileId !== fileId)
       return {
         status: 'skipped',

@@ -68,6 +68,14 @@ export async function filePdf(
       },
       idKey: `pdf:${d.attachmentId}`,
       reservedFileId: row.pdf_drive_file_id,
+      readReservedId: async () =>
+        (
+          await ctx.db
+            .selectFrom('attachments')
+            .select('pdf_drive_file_id')
+            .where('id', '=', d.attachmentId)
+            .executeTakeFirst()
+        )?.pdf_drive_file_id ?? null,
       saveReservedId: async (fileId) => {
         await ctx.db
           .updateTable('attachments')

@@ -11,7 +11,7 @@ export const SUBSCRIPTIONS = {
   /** Looks at the bytes of each stored attachment. */
   'attachment-analysis': ['attachment.stored'],
   /** Files accepted attachments and their PDFs; closes emails whose attachments are all final. */
-  'drive-upload': ['email.received', 'attachment.analyzed', 'attachment.converted'],
+  'drive-upload': ['attachment.analyzed', 'attachment.converted'],
   /** Converts accepted office documents to PDF (role `convert`, with a converter configured). */
   conversion: ['attachment.analyzed'],
   /**
@@ -39,6 +39,17 @@ export const SUBSCRIPTIONS = {
 
 /** A consumer queue name. */
 export type ConsumerName = keyof typeof SUBSCRIPTIONS;
+
+/**
+ * Events a consumer was subscribed to by an earlier release and no longer is: their bindings are
+ * removed at every connect, and the consumer still accepts (and handles) what they queued before.
+ * - `drive-upload` / `email.received`: an email with no attachment is now closed when it is recorded
+ *   (`recordEmail`), so the Drive consumer had nothing left to do with `email.received` but ack it:
+ *   one delivery per email less.
+ */
+export const RETIRED_SUBSCRIPTIONS = {
+  'drive-upload': ['email.received'],
+} as const satisfies Partial<Record<ConsumerName, readonly EventType[]>>;
 
 /**
  * Queues of the main path of a mail. Every process declares them, whatever roles it runs, so an event
@@ -69,12 +80,17 @@ export function postroomTopology(opts: TopologyOptions = {}): Topology {
       .filter(([name]) => !opts.consumers || opts.consumers.includes(name as ConsumerName))
       .map(([name, events]) => ({
         name,
-        bindings: (events as readonly EventType[]).map((e) => ({
-          exchange: contracts[e].exchange,
-          routingKey: e,
-        })),
+        bindings: (events as readonly EventType[]).map(binding),
+        retired: ((RETIRED_SUBSCRIPTIONS as Partial<Record<string, readonly EventType[]>>)[name] ?? []).map(
+          binding,
+        ),
       })),
     retryDelaysMs: opts.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS,
     deliveryLimit: opts.deliveryLimit ?? 10,
   };
+}
+
+/** The binding that routes events of one type to a queue. */
+function binding(type: EventType): { exchange: string; routingKey: string } {
+  return { exchange: contracts[type].exchange, routingKey: type };
 }

@@ -103,6 +103,34 @@ describe('IMAP poller against Dovecot', () => {
     expect(flags.get('<old-2@test>') ?? flags.get('old-2@test')).not.toContain('\\Seen');
   });
 
+  it('closes a mail without attachments as it records it, with no consumer running', async () => {
+    await startPoller('no-files');
+    await h.dove.append(corpus.plainTextMessage({ messageId: 'plain-1@test' }), { mailbox: 'no-files' });
+    const email = await waitFor(() => emailByMessageId('plain-1@test'), 10_000, 'email recorded');
+    // Nothing to analyse or file: done in the transaction that recorded it.
+    expect(email.status).toBe('done');
+    expect(email.done_at).toEqual(email.created_at);
+    const outbox = await outboxOf(email.id);
+    expect(outbox.map((o) => o.routing_key)).toEqual(['email.received', 'email.processed']);
+    expect(JSON.parse(outbox[1]!.body).data).toMatchObject({
+      emailId: email.id,
+      messageId: 'plain-1@test',
+      source: 'imap',
+      attachments: [],
+    });
+    const timeline = await h.tdb.db
+      .selectFrom('timeline')
+      .select(['stage', 'event'])
+      .where('email_id', '=', email.id)
+      .where('event', '!=', 'imap.after') // the flag set after the commit
+      .orderBy('id')
+      .execute();
+    expect(timeline).toEqual([
+      { stage: 'ingest', event: 'email.received' },
+      { stage: 'ingest', event: 'email.processed' },
+    ]);
+  });
+
   it('records the same Message-ID twice as one email, and flags both copies', async () => {
     await startPoller('dupes');
     await h.dove.append(corpus.plainTextMessage({ messageId: 'dup-1@test' }), { mailbox: 'dupes' });

@@ -4,6 +4,7 @@ import type { AnyEvent } from '../../../contracts/index.js';
 import { createEvent } from '../../broker/events.js';
 import { enqueueEvents, signalOutbox } from '../../broker/outbox.js';
 import { isDuplicateKey, transactionWithRetry } from '../database.js';
+import { emailProcessedSeconds } from '../../metrics.js';
 import type { AttachmentsTable } from '../tables/attachments.table.js';
 import type { EmailsTable } from '../tables/emails.table.js';
 import type { Database } from '../tables/index.js';
@@ -137,8 +138,10 @@ interface EmailRecord {
   hash: string;
   email: Insertable<EmailsTable>;
   attachments: Insertable<AttachmentsTable>[];
-  timeline: TimelineEntry;
+  timeline: TimelineEntry[];
   events: AnyEvent[];
+  /** An email with no attachment is final when recorded: closed in the same transaction. */
+  closed: boolean;
 }
 
 /** Builds the rows and events of one email; throws `ValidationError` when an event breaks its contract. */
@@ -221,6 +224,26 @@ function buildEmailRecord(input: RecordEmailInput, now: Date): EmailRecord {
       ),
     ),
   ];
+  // Nothing to analyse or file: the email is final as it arrives, and closed in the transaction that
+  // records it, so that its notification and hooks do not wait for the Drive consumer (which may be
+  // waiting out a Drive outage) to look at an email it has nothing to do with.
+  const closed = attachments.length === 0;
+  if (closed)
+    events.push(
+      createEvent(
+        'email.processed',
+        {
+          emailId,
+          messageId: storedMessageId,
+          source: input.source,
+          subject,
+          from,
+          chatId: input.source === 'telegram' ? input.chatId : null,
+          attachments: [],
+        },
+        origin,
+      ),
+    );
   const where =
     input.source === 'imap'
       ? `imap ${input.mailbox} uid ${input.uid}`
@@ -241,7 +264,7 @@ function buildEmailRecord(input: RecordEmailInput, now: Date): EmailRecord {
       subject,
       from_address: from,
       received_at: input.receivedAt,
-      status: 'processing',
+      status: closed ? 'done' : 'processing',
       warnings: JSON.stringify(warnings),
       size: parsed.size,
       attachment_count: attachments.length,
@@ -251,17 +274,31 @@ function buildEmailRecord(input: RecordEmailInput, now: Date): EmailRecord {
       imap_after_at: null,
       chat_id: input.source === 'telegram' ? input.chatId : null,
       created_at: now,
-      done_at: null,
+      done_at: closed ? now : null,
     },
     attachments,
-    timeline: {
-      emailId,
-      stage: 'ingest',
-      event: 'email.received',
-      detail: `${where}: ${attachments.length} attachment(s), ${warnings.length} warning(s)`,
-      at: now,
-    },
+    timeline: [
+      {
+        emailId,
+        stage: 'ingest',
+        event: 'email.received',
+        detail: `${where}: ${attachments.length} attachment(s), ${warnings.length} warning(s)`,
+        at: now,
+      },
+      ...(closed
+        ? [
+            {
+              emailId,
+              stage: 'ingest',
+              event: 'email.processed',
+              detail: 'no attachments: nothing to file',
+              at: now,
+            },
+          ]
+        : []),
+    ],
     events,
+    closed,
   };
 }
 
@@ -284,7 +321,7 @@ async function insertEmailRecords(
       .execute();
   await appendTimeline(
     trx,
-    records.map((r) => r.timeline),
+    records.flatMap((r) => r.timeline),
   );
   await enqueueEvents(
     trx,
@@ -296,7 +333,8 @@ async function insertEmailRecords(
  * Records one email in ONE transaction: the `emails` row, its attachments (verdict and Drive status
  * `pending`), an `ingest` timeline entry and the outbox events `email.received` and one
  * `attachment.stored` per attachment (correlation id: the email id); signals the outbox relay after
- * the commit. The same Message-ID twice is one email: the second call records nothing and answers
+ * the commit. An email with no attachment is final at once: it is recorded `done`, with a closing
+ * timeline entry and `email.processed` in the same transaction. The same Message-ID twice is one email: the second call records nothing and answers
  * `created: false` with the first email's id (also when two processes race: the unique key decides).
  * There is no lookup first: the `emails` INSERT comes first in the transaction, and its duplicate-key
  * error rolls the whole transaction back before the first email's id is read.
@@ -319,7 +357,17 @@ export async function recordEmail(
     throw err;
   }
   signalOutbox();
+  observeClosed([record]);
   return { emailId: record.emailId, created: true };
+}
+
+/** Counts the emails closed as they were recorded (no attachments) in `postroom_email_processed_seconds`. */
+function observeClosed(records: readonly EmailRecord[]): void {
+  for (const r of records)
+    if (r.closed)
+      emailProcessedSeconds.observe(
+        Math.max(0, Number(r.email.created_at) - Number(r.email.received_at)) / 1000,
+      );
 }
 
 /** Options of {@link recordEmails}. */
@@ -378,6 +426,7 @@ export async function recordEmails(
     ),
   );
   signalOutbox();
+  observeClosed(created.map((i) => records[i]!));
   return answers;
 }
 
