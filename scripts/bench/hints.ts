@@ -1,4 +1,4 @@
-import { fmtMs, fmtRate, type BenchResult } from './report.js';
+import { cpuPerEmail, fmtMs, fmtRate, stackFloor, type BenchResult } from './report.js';
 
 const fmtS = (s: number) => (Number.isFinite(s) ? `${s.toFixed(1)} s` : 'n/a');
 const pct = (cores: number) => `${Math.round(cores * 100)}%`;
@@ -66,6 +66,16 @@ export function hintsFor(r: BenchResult): string[] {
       hints.push(
         `${m.mode}: at ${rateAsked}/s the median mail waited ${fmtMs(paced.stagesMs.ingest.p50)} from APPEND to its row although the poller keeps up: new mail is noticed late (imapflow enters IDLE only autoIdleDelay after the last command, 1 s in imap-options.ts).`,
       );
+  }
+  for (const m of r.e2e) {
+    const backlog = m.phases.find((p) => p.kind === 'backlog');
+    const floor = r.ceiling && backlog ? stackFloor(r.ceiling, backlog) : null;
+    if (!floor || !backlog) continue;
+    const spent = cpuPerEmail(backlog);
+    const mysql = spent.byGroup.find(([g]) => g === 'mariadb')?.[1] ?? 0;
+    hints.push(
+      `${m.mode}: the stack alone, doing only what each email of the backlog needed, costs ${floor.total.toFixed(1)} ms of CPU per email on this machine (the ceilings above): fetching and parsing it ${floor.parse.toFixed(1)} ms (Dovecot, imapflow, mailparser), publishing its ${floor.events.toFixed(1)} events and taking its ${floor.deliveries.toFixed(1)} deliveries ${floor.broker.toFixed(1)} ms (RabbitMQ, amqplib). The backlog cost ${spent.total.toFixed(1)} ms per email in all, MySQL ${mysql.toFixed(1)} of it; ${floor.total < 5 ? `the 5 ms target leaves ${(5 - floor.total).toFixed(1)} ms per email for MySQL, the analysis, the filing and Postroom's own code` : "on this machine the stack alone is over the 5 ms target before MySQL, the analysis, the filing and Postroom's own code"}.`,
+    );
   }
   if (r.runner && r.ceiling) {
     const fast = r.runner.runs.find((x) => x.prefetch === r.ceiling!.amqp.prefetch);

@@ -18,7 +18,14 @@ import { pino } from 'pino';
 import { loadConfig, loadDotEnv } from '../../infra/config.js';
 import { connectDatabase, type DatabaseHandle } from '../../infra/db/database.js';
 import { createLogger } from '../../infra/logger.js';
-import { amqpCeiling, mysqlCeiling, type AmqpCeiling, type MysqlCeiling } from './ceiling.js';
+import {
+  amqpCeiling,
+  imapCeiling,
+  mysqlCeiling,
+  type AmqpCeiling,
+  type ImapCeiling,
+  type MysqlCeiling,
+} from './ceiling.js';
 import { startBenchDovecot, type BenchDovecot } from './dovecot.js';
 import { readBenchOptions, runsSection, storageModes, type BenchOptions } from './options.js';
 import { runPipelineMode, type ModeResult } from './pipeline.js';
@@ -92,7 +99,21 @@ async function section<T>(what: string, fn: () => Promise<T>): Promise<T | null>
   }
 }
 
+/** The benchmark's Dovecot, started once for the IMAP ceiling and the end-to-end runs. */
+async function startDovecot(): Promise<BenchDovecot | null> {
+  try {
+    const d = await startBenchDovecot();
+    cleanup.add('stop Dovecot', () => d.stop());
+    return d;
+  } catch (err) {
+    exitCode = 1;
+    notes.push(`IMAP not measured: ${(err as Error).message.split('\n')[0]}`);
+    return null;
+  }
+}
+
 try {
+  const dovecot = runsSection(opts, 'ceiling') || runsSection(opts, 'e2e') ? await startDovecot() : null;
   let core: DatabaseHandle | null = null;
   let amqp: AmqpCeiling | null = null;
   let mysql: MysqlCeiling | null = null;
@@ -121,7 +142,19 @@ try {
         mysqlCeiling({ url, commits: opts.BENCH_MYSQL_COMMITS, connections: opts.BENCH_MYSQL_CONNECTIONS }),
       );
     }
-    if (amqp && mysql) ceiling = { amqp, mysql };
+    let imap: ImapCeiling | null = null;
+    if (runsSection(opts, 'ceiling') && dovecot) {
+      progress(`ceiling: raw IMAP, ${opts.BENCH_IMAP_MAILS} mails fetched, then fetched and parsed`);
+      imap = await section('the IMAP ceiling', () =>
+        imapCeiling({
+          server: dovecot,
+          mailbox: `ceiling-${services.runId}`,
+          mails: opts.BENCH_IMAP_MAILS,
+          attachmentBytes: opts.BENCH_ATTACHMENT_BYTES,
+        }),
+      );
+    }
+    if (amqp && mysql) ceiling = { amqp, mysql, imap };
   }
 
   if (runsSection(opts, 'runner') && core && amqp) {
@@ -162,15 +195,7 @@ try {
   }
 
   if (runsSection(opts, 'e2e')) {
-    let dovecot: BenchDovecot | null = null;
-    try {
-      dovecot = await startBenchDovecot();
-      const d = dovecot;
-      cleanup.add('stop Dovecot', () => d.stop());
-    } catch (err) {
-      exitCode = 1;
-      notes.push(`end to end not measured: ${(err as Error).message.split('\n')[0]}`);
-    }
+    if (!dovecot) notes.push('end to end not measured: no Dovecot');
     for (const mode of dovecot && !interrupted ? storageModes(opts) : []) {
       const result = await section(`the end-to-end run (${mode})`, () =>
         runPipelineMode({ mode, opts, services, dovecot: dovecot!, progress, runCleanup: cleanup }),

@@ -13,7 +13,13 @@ describe('benchmark options', () => {
 
   it('makes --quick a smoke run whose values can still be overridden', () => {
     const o = readBenchOptions(['--quick', '--storage=drive'], { BENCH_PACED_EMAILS: '10' });
-    expect(o).toMatchObject({ BENCH_EMAILS: 200, BENCH_PACED_EMAILS: 10, BENCH_STORAGE: 'drive' });
+    expect(o).toMatchObject({
+      BENCH_EMAILS: 200,
+      BENCH_PACED_EMAILS: 10,
+      BENCH_STORAGE: 'drive',
+      BENCH_IMAP_MAILS: 500,
+    });
+    expect(readBenchOptions([], {}).BENCH_IMAP_MAILS).toBe(2000);
     expect(readBenchOptions(['--quick', '--backlog', '0'], {}).BENCH_BACKLOG_EMAILS).toBe(0);
   });
 

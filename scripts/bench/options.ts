@@ -81,6 +81,13 @@ const BenchOptionsSchema = Type.Object(
       maximum: 100,
       description: 'Pool size of the raw MySQL ceiling (Postroom pools 10)',
     }),
+    BENCH_IMAP_MAILS: Type.Integer({
+      default: 2000,
+      minimum: 10,
+      maximum: 100_000,
+      description:
+        'Mails of the raw IMAP ceiling: fetched from Dovecot with imapflow, then fetched and parsed with mailparser (the benchmark mail: a line of text and one BENCH_ATTACHMENT_BYTES attachment)',
+    }),
     BENCH_RUNNER_MESSAGES: Type.Integer({
       default: 20_000,
       minimum: 100,
@@ -145,6 +152,7 @@ const QUICK: Record<string, string> = {
   BENCH_RAW_MESSAGES: '5000',
   BENCH_RUNNER_MESSAGES: '5000',
   BENCH_MYSQL_COMMITS: '2000',
+  BENCH_IMAP_MAILS: '500',
 };
 
 const ajv = new Ajv({ allErrors: true, coerceTypes: true, useDefaults: true, strict: false });

@@ -1,4 +1,10 @@
-import type { AmqpCeiling, MysqlCeiling } from './ceiling.js';
+import {
+  PARSE_WARMUP,
+  type AmqpCeiling,
+  type CpuPerUnit,
+  type ImapCeiling,
+  type MysqlCeiling,
+} from './ceiling.js';
 import type { PhaseResult } from './e2e-results.js';
 import type { ModeResult } from './pipeline.js';
 import type { RunnerRun } from './runner.js';
@@ -17,7 +23,7 @@ export interface BenchResult {
     loadavg: number[];
   };
   options: Record<string, unknown>;
-  ceiling: { amqp: AmqpCeiling; mysql: MysqlCeiling } | null;
+  ceiling: { amqp: AmqpCeiling; mysql: MysqlCeiling; imap: ImapCeiling | null } | null;
   runner: {
     runs: RunnerRun[];
     rawConsumePerSecond: number;
@@ -70,6 +76,26 @@ export function cpuPerEmail(p: PhaseResult): { byGroup: [string, number][]; tota
     ])
     .sort((a, b) => b[1] - a[1]);
   return { byGroup, total: byGroup.reduce((a, [, ms]) => a + ms, 0) };
+}
+
+/**
+ * The CPU per email that the stack alone needs for what every email of a phase needed, from the
+ * ceilings of the same run: fetching and parsing it (Dovecot, imapflow, mailparser), publishing its
+ * events and taking its deliveries (RabbitMQ, amqplib), as many as the phase published and delivered
+ * per email. MySQL is left out: what it must do per email depends on how writes are batched.
+ */
+export function stackFloor(
+  c: NonNullable<BenchResult['ceiling']>,
+  p: PhaseResult,
+): { parse: number; broker: number; total: number; events: number; deliveries: number } | null {
+  if (!c.imap || p.done === 0) return null;
+  const events = p.published / p.done;
+  const deliveries = p.handlers.reduce((a, h) => a + h.count, 0) / p.done;
+  const parse = c.imap.fetchCpu.clientMs + c.imap.fetchCpu.serviceMs + c.imap.parseCpuMs;
+  const broker =
+    events * (c.amqp.publishCpu.clientMs + c.amqp.publishCpu.serviceMs) +
+    deliveries * (c.amqp.consumeCpu.clientMs + c.amqp.consumeCpu.serviceMs);
+  return { parse, broker, total: parse + broker, events, deliveries };
 }
 
 /** Highest RSS of any Postroom process over a phase (bytes). */
@@ -231,6 +257,16 @@ function phaseDetail(mode: string, p: PhaseResult): string[][] {
   return rows;
 }
 
+/** `0.05 ms RabbitMQ, 0.02 ms amqplib`: CPU per unit in the service and in its client library. */
+function cpuNote(c: CpuPerUnit, service: string, client: string): string {
+  return `${c.serviceMs.toFixed(2)} ms ${service}, ${c.clientMs.toFixed(2)} ms ${client}`;
+}
+
+/** `10 KiB`, `25.0 MiB`. */
+function fmtBytes(b: number): string {
+  return b >= MIB ? `${(b / MIB).toFixed(1)} MiB` : `${Math.round(b / 1024)} KiB`;
+}
+
 /** The human part of the report. */
 export function renderReport(r: BenchResult, hints: readonly string[]): string {
   const out: string[] = [];
@@ -245,13 +281,13 @@ export function renderReport(r: BenchResult, hints: readonly string[]): string {
       `AMQP publish, confirms (${a.bytes} B, ${a.window} in flight, quorum)`,
       `${fmtRate(a.publishPerSecond)} msg/s`,
       'ceiling',
-      `one publish alone waits p50 ${a.confirmMsP50.toFixed(1)} ms, p99 ${a.confirmMsP99.toFixed(1)} ms for its confirm`,
+      `one publish alone waits p50 ${a.confirmMsP50.toFixed(1)} ms, p99 ${a.confirmMsP99.toFixed(1)} ms for its confirm; CPU per message ${cpuNote(a.publishCpu, 'RabbitMQ', 'amqplib')}`,
     ]);
     rows.push([
       `AMQP consume, acks (prefetch ${a.prefetch})`,
       `${fmtRate(a.consumePerSecond)} msg/s`,
       'ceiling',
-      '',
+      `CPU per message ${cpuNote(a.consumeCpu, 'RabbitMQ', 'amqplib')}`,
     ]);
     rows.push([
       `MySQL single-row commits (${m.connections} connections)`,
@@ -259,6 +295,21 @@ export function renderReport(r: BenchResult, hints: readonly string[]): string {
       'ceiling',
       `one commit p50 ${m.commitMsP50.toFixed(1)} ms, p99 ${m.commitMsP99.toFixed(1)} ms`,
     ]);
+    const i = r.ceiling.imap;
+    if (i) {
+      rows.push([
+        `IMAP FETCH of whole mails (imapflow, one connection, ${i.mails} mails)`,
+        `${fmtRate(i.fetchPerSecond)} mails/s`,
+        'ceiling',
+        `CPU per mail ${cpuNote(i.fetchCpu, 'Dovecot', 'imapflow')}`,
+      ]);
+      rows.push([
+        `MIME parse of those mails (mailparser, SHA-256 of the ${fmtBytes(i.attachmentBytes)} attachment)`,
+        `${fmtRate(i.parsePerSecond)} mails/s`,
+        'ceiling',
+        `CPU per mail ${i.parseCpuMs.toFixed(2)} ms (one core, after a warm-up of ${fmtRate(PARSE_WARMUP)} parses)`,
+      ]);
+    }
   }
   if (r.runner) {
     for (const run of r.runner.runs)
@@ -289,6 +340,15 @@ export function renderReport(r: BenchResult, hints: readonly string[]): string {
         `${fmtRate(p.emailsPerSecond)} emails/s`,
         '',
         `append-to-done ${lat(p.latencyMs)}${p.timedOut ? `; TIMED OUT with ${p.done}/${p.appended} done` : ''}`,
+      ]);
+    const backlog = m.phases.find((p) => p.kind === 'backlog');
+    const floor = r.ceiling && backlog ? stackFloor(r.ceiling, backlog) : null;
+    if (floor && backlog)
+      rows.push([
+        `CPU per email the stack alone needs, ${m.mode} backlog`,
+        `${floor.total.toFixed(2)} ms`,
+        'floor',
+        `fetch + parse ${floor.parse.toFixed(2)} ms, ${floor.events.toFixed(1)} events published and ${floor.deliveries.toFixed(1)} delivered ${floor.broker.toFixed(2)} ms; the pipeline used ${cpuPerEmail(backlog).total.toFixed(1)} ms in all`,
       ]);
   }
   rows.push(['', '', '', '']);
