@@ -81,9 +81,7 @@ export function postroomTopology(opts: TopologyOptions = {}): Topology {
       .map(([name, events]) => ({
         name,
         bindings: (events as readonly EventType[]).map(binding),
-        retired: ((RETIRED_SUBSCRIPTIONS as Partial<Record<string, readonly EventType[]>>)[name] ?? []).map(
-          binding,
-        ),
+        retired: retiredOf(name).map(binding),
       })),
     retryDelaysMs: opts.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS,
     deliveryLimit: opts.deliveryLimit ?? 10,
@@ -93,4 +91,9 @@ export function postroomTopology(opts: TopologyOptions = {}): Topology {
 /** The binding that routes events of one type to a queue. */
 function binding(type: EventType): { exchange: string; routingKey: string } {
   return { exchange: contracts[type].exchange, routingKey: type };
+}
+
+/** The event types a consumer no longer subscribes to (see RETIRED_SUBSCRIPTIONS). */
+function retiredOf(consumer: string): readonly EventType[] {
+  return (RETIRED_SUBSCRIPTIONS as Partial<Record<string, readonly EventType[]>>)[consumer] ?? [];
 }

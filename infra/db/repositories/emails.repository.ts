@@ -334,8 +334,9 @@ async function insertEmailRecords(
  * `pending`), an `ingest` timeline entry and the outbox events `email.received` and one
  * `attachment.stored` per attachment (correlation id: the email id); signals the outbox relay after
  * the commit. An email with no attachment is final at once: it is recorded `done`, with a closing
- * timeline entry and `email.processed` in the same transaction. The same Message-ID twice is one email: the second call records nothing and answers
- * `created: false` with the first email's id (also when two processes race: the unique key decides).
+ * timeline entry and `email.processed` in the same transaction. The same Message-ID twice is one
+ * email: the second call records nothing and answers `created: false` with the first email's id (also
+ * when two processes race: the unique key decides).
  * There is no lookup first: the `emails` INSERT comes first in the transaction, and its duplicate-key
  * error rolls the whole transaction back before the first email's id is read.
  * Throws `ValidationError` when an event breaks its contract (nothing is written then).
