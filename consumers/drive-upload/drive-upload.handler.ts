@@ -13,7 +13,7 @@ import { describeError, isRetryable, PostroomError, RetryableError } from '../..
 import { completeEmailIfFinal } from './email-completion.js';
 import { isDriveOutage } from '../../infra/drive/drive-errors.js';
 import { FOLDER_GONE, type FileStore } from '../../infra/drive/file-store.js';
-import { fileOnce, type FilingOutcome } from './file-once.js';
+import { fileOnce, reservedIdOf, type FilingOutcome } from './file-once.js';
 import { filePdf, recordPdfFiling } from './pdf-filing.js';
 import { renderFolderTemplate } from './folder-template.js';
 
@@ -156,14 +156,7 @@ export function createDriveUploadHandler(
         appProperties: { emailId: d.emailId, attachmentId: d.attachmentId },
         idKey: `attachment:${d.attachmentId}`,
         reservedFileId: row.drive_file_id,
-        readReservedId: async () =>
-          (
-            await ctx.db
-              .selectFrom('attachments')
-              .select('drive_file_id')
-              .where('id', '=', d.attachmentId)
-              .executeTakeFirst()
-          )?.drive_file_id ?? null,
+        readReservedId: reservedIdOf(ctx.db, d.attachmentId, 'drive_file_id'),
         saveReservedId: (fileId) =>
           reservationsOf(ctx.db).set({ id: d.attachmentId, drive_file_id: fileId, drive_folder: folder }),
       });

@@ -95,3 +95,19 @@ export async function fileOnce(req: FileOnceRequest): Promise<FilingOutcome> {
     );
   return filed;
 }
+
+/** `readReservedId` for a file id reserved in a column of an attachment's row. */
+export function reservedIdOf(
+  db: Db,
+  attachmentId: string,
+  column: 'drive_file_id' | 'pdf_drive_file_id',
+): () => Promise<string | null> {
+  return async () => {
+    const row = await db
+      .selectFrom('attachments')
+      .select(column)
+      .where('id', '=', attachmentId)
+      .executeTakeFirst();
+    return (row as Record<typeof column, string | null> | undefined)?.[column] ?? null;
+  };
+}

@@ -5,7 +5,7 @@ import type { TimelineEntry } from '../../infra/db/repositories/timeline.reposit
 import type { Transaction } from 'kysely';
 import type { Database } from '../../infra/db/database.js';
 import { describeError, isRetryable } from '../../infra/errors.js';
-import { fileOnce, type FilingOutcome } from './file-once.js';
+import { fileOnce, reservedIdOf, type FilingOutcome } from './file-once.js';
 import type { FileStore } from '../../infra/drive/file-store.js';
 import { renderFolderTemplate } from './folder-template.js';
 
@@ -68,14 +68,7 @@ export async function filePdf(
       },
       idKey: `pdf:${d.attachmentId}`,
       reservedFileId: row.pdf_drive_file_id,
-      readReservedId: async () =>
-        (
-          await ctx.db
-            .selectFrom('attachments')
-            .select('pdf_drive_file_id')
-            .where('id', '=', d.attachmentId)
-            .executeTakeFirst()
-        )?.pdf_drive_file_id ?? null,
+      readReservedId: reservedIdOf(ctx.db, d.attachmentId, 'pdf_drive_file_id'),
       saveReservedId: async (fileId) => {
         await ctx.db
           .updateTable('attachments')
