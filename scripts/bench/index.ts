@@ -3,7 +3,8 @@
  * measures Postroom on the real services of this machine in one run (issue 10) and prints a table, then
  * one JSON line with every figure. Progress goes to stderr. Options: `options.ts` (`BENCH_*`).
  *
- * 1. the ceiling: raw amqplib publish with confirms and consume with acks; raw MySQL commits;
+ * 1. the ceiling: raw amqplib publish with confirms and consume with acks; raw MySQL commits; raw
+ *    imapflow FETCH and mailparser parse of benchmark mails (each with the CPU it cost);
  * 2. the consumer runner with a no-op handler, against the raw consume rate;
  * 3. end to end: mails appended to a throwaway Dovecot, through a pipeline process running the roles
  *    imap, analysis and drive, with local storage and with a fake Drive server; a burst, then a paced run;
@@ -144,7 +145,7 @@ try {
     }
     let imap: ImapCeiling | null = null;
     if (runsSection(opts, 'ceiling') && dovecot) {
-      progress(`ceiling: raw IMAP, ${opts.BENCH_IMAP_MAILS} mails fetched, then fetched and parsed`);
+      progress(`ceiling: raw IMAP, ${opts.BENCH_IMAP_MAILS} mails fetched, then parsed`);
       imap = await section('the IMAP ceiling', () =>
         imapCeiling({
           server: dovecot,
