@@ -1,8 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { connect } from 'amqplib';
 import { pino } from 'pino';
-import { contracts, EXCHANGES, type EventType } from '../contracts/index.js';
+import { contracts, EXCHANGES, type EmailReceivedV1, type EventType } from '../contracts/index.js';
 import { Broker } from '../infra/broker/connection.js';
+import { createEvent } from '../infra/broker/events.js';
 import { deleteTopology, type Topology } from '../infra/broker/topology.js';
 import type { Logger } from '../infra/logger.js';
 import { TEST_AMQP_URL } from './env.js';
@@ -10,6 +11,30 @@ import { TEST_AMQP_URL } from './env.js';
 /** A logger for tests: silent unless TEST_LOG_LEVEL is set. */
 export function testLogger(): Logger {
   return pino({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' });
+}
+
+/**
+ * An `email.received` event of an email with no attachments (a new id unless given; correlation id:
+ * the email id), with `data` overriding any field.
+ */
+export function emailReceivedEvent(data: Partial<EmailReceivedV1['data']> = {}): EmailReceivedV1 {
+  const emailId = data.emailId ?? randomUUID();
+  return createEvent(
+    'email.received',
+    {
+      emailId,
+      messageId: `${emailId}@test`,
+      source: 'imap',
+      subject: 'hello',
+      from: 'ana@example.com',
+      receivedAt: new Date().toISOString(),
+      attachmentCount: 0,
+      warnings: [],
+      chatId: null,
+      ...data,
+    },
+    { correlationId: emailId },
+  );
 }
 
 /** A random namespace, so each test file has its own exchanges and queues on the shared RabbitMQ. */

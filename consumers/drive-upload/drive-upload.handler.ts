@@ -1,7 +1,7 @@
 import type { AttachmentAnalyzedV1, AttachmentConvertedV1, EmailReceivedV1 } from '../../contracts/index.js';
 import type { BlobStore } from '../../infra/blobs/blob-store.js';
 import type { ConsumerDefinition, HandlerContext } from '../../infra/broker/handler.js';
-import { RETIRED_SUBSCRIPTIONS, SUBSCRIPTIONS } from '../../infra/broker/subscriptions.js';
+import { SUBSCRIPTIONS } from '../../infra/broker/subscriptions.js';
 import { ByteBudget } from '../../infra/byte-budget.js';
 import { perObject } from '../../infra/per-object.js';
 import { BatchLoader } from '../../infra/db/batch-loader.js';
@@ -104,10 +104,11 @@ const FILINGS: BatchWork<Filing[]> = {
 type Outcome = Omit<FilingOutcome, 'status'> & { status: FilingOutcome['status'] | 'not-filed' };
 
 /**
- * Consumes `attachment.analyzed` and `attachment.converted`. Accepted attachments are filed in the folder the
- * template names, exactly once: the file id is reserved and stored before the upload, so a retry after
- * a crash uploads with the same id and finds the file already there; identical bytes already in the
- * folder are linked (`skipped`) instead of uploaded again. Other verdicts are final at once
+ * Consumes `attachment.analyzed` and `attachment.converted`, and `email.received` for emails recorded
+ * by an earlier release (see `SUBSCRIPTIONS`). Accepted attachments are filed in the
+ * folder the template names, exactly once: the file id is reserved and stored before the upload, so a
+ * retry after a crash uploads with the same id and finds the file already there; identical bytes
+ * already in the folder are linked (`skipped`) instead of uploaded again. Other verdicts are final at once
  * (`not-filed`, with no `attachment.uploaded`: that event is about filed attachments). Whenever
  * every attachment of an email is final, `email.processed` is published (an email with no attachments
  * is closed when it is recorded, see `recordEmail`).
@@ -179,8 +180,7 @@ export function createDriveUploadHandler(
 
   return {
     name: 'drive-upload',
-    // `email.received` only as queued by an earlier release (see RETIRED_SUBSCRIPTIONS).
-    events: [...SUBSCRIPTIONS['drive-upload'], ...RETIRED_SUBSCRIPTIONS['drive-upload']],
+    events: SUBSCRIPTIONS['drive-upload'],
     prefetch: deps.prefetch ?? 32,
     // Drive being down or slow is waited out for hours; other retryable failures (an attachment not
     // recorded yet, a lock held by another consumer) keep the attempts of the tiers.
@@ -190,9 +190,9 @@ export function createDriveUploadHandler(
     batchCommits: true,
     async handle(event, ctx) {
       if (event.type === 'email.received') {
-        // Queued by an earlier release, which left attachmentless emails for this consumer to close
-        // (they are closed when recorded now). With attachments, the handler of the last one to
-        // become final closes the email.
+        // An attachmentless email is closed when recorded; one recorded by an earlier release is
+        // still open, and closed here (see SUBSCRIPTIONS). With attachments, the handler of the last
+        // one to become final closes the email.
         const e = event as EmailReceivedV1;
         if (e.data.attachmentCount > 0) return ctx.unchanged();
         await ctx.commit((trx, emit) => completeEmailIfFinal(trx, e.data.emailId, emit, ctx));

@@ -67,7 +67,8 @@ export async function fileOnce(req: FileOnceRequest): Promise<FilingOutcome> {
         detail: `same bytes already filed as ${existing.fileId}`,
       } satisfies FilingOutcome;
     if (!fileId) {
-      // Reserved and stored before the upload: a retry after a crash reuses it (a 409 then means "already there").
+      // Reserved and stored before the upload: a retry after a crash reuses it (a 409 then means
+      // "already there").
       fileId = await req.store.reserveFileId();
       await req.saveReservedId(fileId);
     }

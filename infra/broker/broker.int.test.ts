@@ -4,6 +4,7 @@ import type { EmailReceivedV1 } from '../../contracts/index.js';
 import { createTestDatabase, type TestDatabase } from '../../test/db.js';
 import {
   deleteTestTopology,
+  emailReceivedEvent,
   startTestBroker,
   testLogger,
   testNamespace,
@@ -27,24 +28,7 @@ import { names, type Topology } from './topology.js';
 
 const log = testLogger();
 
-function emailReceived(subject = 'hello'): EmailReceivedV1 {
-  const emailId = randomUUID();
-  return createEvent(
-    'email.received',
-    {
-      emailId,
-      messageId: `${emailId}@test`,
-      source: 'imap',
-      subject,
-      from: 'ana@example.com',
-      receivedAt: new Date().toISOString(),
-      attachmentCount: 0,
-      warnings: [],
-      chatId: null,
-    },
-    { correlationId: emailId },
-  );
-}
+const emailReceived = (subject = 'hello'): EmailReceivedV1 => emailReceivedEvent({ subject });
 
 /** The effect a test consumer has: one timeline row per applied event, in the inbox transaction. */
 async function effects(t: TestDatabase, consumer: string): Promise<Map<string, number>> {

@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { connect, type Channel, type Message } from 'amqplib';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { EmailReceivedV1 } from '../../contracts/index.js';
 import {
   deleteTestTopology,
+  emailReceivedEvent,
   startTestBroker,
   testLogger,
   testNamespace,
@@ -16,7 +16,6 @@ import { appendTimeline } from '../db/repositories/timeline.repository.js';
 import { channelRecoveriesTotal } from '../metrics.js';
 import type { Broker } from './connection.js';
 import { startConsumer, type RunningConsumer } from './consume.js';
-import { createEvent } from './events.js';
 import type { ConsumerDefinition } from './handler.js';
 import { enqueueEvents, signalOutbox } from './outbox.js';
 import { startOutboxRelay, type OutboxRelay } from './outbox-relay.js';
@@ -24,24 +23,7 @@ import { names, type Topology } from './topology.js';
 
 const log = testLogger();
 
-function emailReceived(): EmailReceivedV1 {
-  const emailId = randomUUID();
-  return createEvent(
-    'email.received',
-    {
-      emailId,
-      messageId: `${emailId}@test`,
-      source: 'imap',
-      subject: 'channel',
-      from: 'ana@example.com',
-      receivedAt: new Date().toISOString(),
-      attachmentCount: 0,
-      warnings: [],
-      chatId: null,
-    },
-    { correlationId: emailId },
-  );
-}
+const emailReceived = (): EmailReceivedV1 => emailReceivedEvent({ subject: 'channel' });
 
 const effectConsumer: ConsumerDefinition<'email.received'> = {
   name: 'effect',

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { completeEmailIfFinal } from '../../consumers/drive-upload/email-completion.js';
 import { recordEmail } from '../db/repositories/emails.repository.js';
+import { emailReceivedEvent } from '../../test/broker.js';
 import { createTestDatabase, type TestDatabase } from '../../test/db.js';
 import { CommitBatcher } from './commit-batcher.js';
 import { createEvent } from './events.js';
@@ -23,21 +24,7 @@ describe('CommitBatcher (the commits of several messages in one transaction)', (
   const effects = (account: string) =>
     t.db.selectFrom('imap_checkpoints').select('mailbox').where('account', '=', account).execute();
   const received = (emailId: string) =>
-    createEvent(
-      'email.received',
-      {
-        emailId,
-        messageId: `${emailId}@test`,
-        source: 'imap',
-        subject: 'Batch',
-        from: 'a@test',
-        receivedAt: new Date(0).toISOString(),
-        attachmentCount: 0,
-        warnings: [],
-        chatId: null,
-      },
-      { correlationId: emailId, causationId: null },
-    );
+    emailReceivedEvent({ emailId, subject: 'Batch', from: 'a@test', receivedAt: new Date(0).toISOString() });
   /** A commit of message `name`: one effect row and one event. */
   const work =
     (account: string, name: string, seen?: Set<unknown>) =>

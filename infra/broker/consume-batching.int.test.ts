@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EmailReceivedV1 } from '../../contracts/index.js';
 import { createTestDatabase, type TestDatabase } from '../../test/db.js';
 import {
   deleteTestTopology,
+  emailReceivedEvent,
   startTestBroker,
   testLogger,
   testNamespace,
@@ -15,31 +15,13 @@ import { appendTimeline } from '../db/repositories/timeline.repository.js';
 import { PermanentError } from '../errors.js';
 import type { Broker } from './connection.js';
 import { startConsumer } from './consume.js';
-import { createEvent } from './events.js';
 import { enqueueEvents, signalOutbox } from './outbox.js';
 import { startOutboxRelay, type OutboxRelay } from './outbox-relay.js';
 import type { Topology } from './topology.js';
 
 const log = testLogger();
 
-function emailReceived(subject: string): EmailReceivedV1 {
-  const emailId = randomUUID();
-  return createEvent(
-    'email.received',
-    {
-      emailId,
-      messageId: `${emailId}@test`,
-      source: 'imap',
-      subject,
-      from: 'ana@example.com',
-      receivedAt: new Date().toISOString(),
-      attachmentCount: 0,
-      warnings: [],
-      chatId: null,
-    },
-    { correlationId: emailId },
-  );
-}
+const emailReceived = (subject: string): EmailReceivedV1 => emailReceivedEvent({ subject });
 
 describe('consumer runner: batched commits and events that change nothing', () => {
   let t: TestDatabase;

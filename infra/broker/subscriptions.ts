@@ -10,8 +10,14 @@ import { DEFAULT_RETRY_DELAYS_MS, type Topology } from './topology.js';
 export const SUBSCRIPTIONS = {
   /** Looks at the bytes of each stored attachment. */
   'attachment-analysis': ['attachment.stored'],
-  /** Files accepted attachments and their PDFs; closes emails whose attachments are all final. */
-  'drive-upload': ['attachment.analyzed', 'attachment.converted'],
+  /**
+   * Files accepted attachments and their PDFs; closes emails whose attachments are all final.
+   * `email.received` only for emails recorded by an earlier release, which left attachmentless emails
+   * open for this consumer to close (they are closed when recorded now). It stays bound until no
+   * process of such a release can be recording mail: unbound while one still does (a rolling upgrade
+   * of separate pods), its attachmentless emails would stay `processing` for good.
+   */
+  'drive-upload': ['email.received', 'attachment.analyzed', 'attachment.converted'],
   /** Converts accepted office documents to PDF (role `convert`, with a converter configured). */
   conversion: ['attachment.analyzed'],
   /**
@@ -39,17 +45,6 @@ export const SUBSCRIPTIONS = {
 
 /** A consumer queue name. */
 export type ConsumerName = keyof typeof SUBSCRIPTIONS;
-
-/**
- * Events a consumer was subscribed to by an earlier release and no longer is: their bindings are
- * removed at every connect, and the consumer still accepts (and handles) what they queued before.
- * - `drive-upload` / `email.received`: an email with no attachment is now closed when it is recorded
- *   (`recordEmail`), so the Drive consumer had nothing left to do with `email.received` but ack it:
- *   one delivery per email less.
- */
-export const RETIRED_SUBSCRIPTIONS = {
-  'drive-upload': ['email.received'],
-} as const satisfies Partial<Record<ConsumerName, readonly EventType[]>>;
 
 /**
  * Queues of the main path of a mail. Every process declares them, whatever roles it runs, so an event
@@ -81,7 +76,6 @@ export function postroomTopology(opts: TopologyOptions = {}): Topology {
       .map(([name, events]) => ({
         name,
         bindings: (events as readonly EventType[]).map(binding),
-        retired: retiredOf(name).map(binding),
       })),
     retryDelaysMs: opts.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS,
     deliveryLimit: opts.deliveryLimit ?? 10,
@@ -91,9 +85,4 @@ export function postroomTopology(opts: TopologyOptions = {}): Topology {
 /** The binding that routes events of one type to a queue. */
 function binding(type: EventType): { exchange: string; routingKey: string } {
   return { exchange: contracts[type].exchange, routingKey: type };
-}
-
-/** The event types a consumer no longer subscribes to (see RETIRED_SUBSCRIPTIONS). */
-function retiredOf(consumer: string): readonly EventType[] {
-  return (RETIRED_SUBSCRIPTIONS as Partial<Record<string, readonly EventType[]>>)[consumer] ?? [];
 }

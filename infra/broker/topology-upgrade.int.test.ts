@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { connect, type Channel, type ChannelModel } from 'amqplib';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { EmailReceivedV1 } from '../../contracts/index.js';
 import {
   deleteTestTopology,
+  emailReceivedEvent,
   startTestBroker,
   testLogger,
   testNamespace,
@@ -15,31 +15,13 @@ import { TEST_AMQP_URL } from '../../test/env.js';
 import { appendTimeline } from '../db/repositories/timeline.repository.js';
 import type { Broker } from './connection.js';
 import { ATTEMPT_HEADER, startConsumer, type RunningConsumer } from './consume.js';
-import { createEvent } from './events.js';
 import type { ConsumerDefinition } from './handler.js';
 import { consumerQueueArguments, names, type Topology } from './topology.js';
 import { upgradeLegacyQueues } from './topology-upgrade.js';
 
 const log = testLogger();
 
-function emailReceived(): EmailReceivedV1 {
-  const emailId = randomUUID();
-  return createEvent(
-    'email.received',
-    {
-      emailId,
-      messageId: `${emailId}@test`,
-      source: 'imap',
-      subject: 'upgrade',
-      from: 'ana@example.com',
-      receivedAt: new Date().toISOString(),
-      attachmentCount: 0,
-      warnings: [],
-      chatId: null,
-    },
-    { correlationId: emailId },
-  );
-}
+const emailReceived = (): EmailReceivedV1 => emailReceivedEvent({ subject: 'upgrade' });
 
 const effectConsumer: ConsumerDefinition<'email.received'> = {
   name: 'effect',

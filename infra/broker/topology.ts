@@ -7,12 +7,6 @@ export interface QueueSpec {
   name: string;
   /** Bindings: short exchange name and routing key. */
   bindings: readonly { exchange: string; routingKey: string }[];
-  /**
-   * Bindings of earlier releases, no longer wanted: removed at every declare (removing a binding that
-   * is not there is no error), so a broker set up by an older release stops routing them here. What
-   * they queued before is still delivered, and the consumer still accepts it.
-   */
-  retired?: readonly { exchange: string; routingKey: string }[];
 }
 
 /**
@@ -100,8 +94,6 @@ export async function declareTopology(ch: Channel, t: Topology): Promise<void> {
     await ch.assertQueue(queue, { durable: true, arguments: consumerQueueArguments(t) });
     for (const b of q.bindings)
       await ch.bindQueue(queue, names.exchange(t.namespace, b.exchange), b.routingKey);
-    for (const b of q.retired ?? [])
-      await ch.unbindQueue(queue, names.exchange(t.namespace, b.exchange), b.routingKey);
     for (const tier of t.retryDelaysMs.keys()) {
       await ch.assertQueue(names.retryQueue(t.namespace, q.name, tier), {
         durable: true,

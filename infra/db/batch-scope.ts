@@ -30,8 +30,8 @@ export function batchState<T>(trx: Transaction<Database>, work: BatchWork<T>): T
 /**
  * Runs the commit functions of a batch (`fn`), then finishes the batch work they began, by stage and
  * in the order it was begun, in the same transaction. A finish runs outside the scope: what it calls
- * is done at once. When anything throws, the transaction rolls back with the work unfinished (the batcher then commits
- * each message alone, and each does its part at once).
+ * is done at once. When anything throws, the transaction rolls back with the work unfinished (the
+ * batcher then commits each message alone, and each does its part at once).
  */
 export async function inBatchScope<R>(trx: Transaction<Database>, fn: () => Promise<R>): Promise<R> {
   const scope = new Map<BatchWork<unknown>, unknown>();
