@@ -126,7 +126,11 @@ export async function startDovecot(
         const st = await c.status(mailbox, { messages: true }).catch(() => false as const);
         if (!st || !st.messages) return [];
         await c.mailboxOpen(mailbox, { readOnly: true });
-        const list = await c.fetchAll('1:*', { uid: true, flags: true, envelope: true });
+        // A flag change made meanwhile by another session (the poller's \Seen) can come as an
+        // unsolicited FETCH without the UID: only the answers to this FETCH are the messages.
+        const list = (await c.fetchAll('1:*', { uid: true, flags: true, envelope: true })).filter((m) =>
+          Number.isInteger(m.uid),
+        );
         return list.map((m) => ({
           uid: m.uid,
           flags: [...(m.flags ?? [])],
